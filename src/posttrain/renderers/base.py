@@ -1,0 +1,319 @@
+"""The renderer interface: a conversation in, tokens and per-token loss weights out.
+
+A renderer describes each message as *pieces*: :class:`Special` control tokens, placed by id, and
+:class:`Text`, encoded with :meth:`posttrain.tokenizer.Tokenizer.encode` (which never adds BOS and
+never parses control tokens). The base class turns pieces into tokens, weights and a chunk map.
+
+Two encoding policies exist, chosen per family to match its official encoder:
+
+* ``merge_text_runs = False`` — every text piece is encoded on its own (Meta's ``ChatFormat`` encodes
+  role, ``"\\n\\n"`` and content separately, so no token ever spans a header/content boundary).
+* ``merge_text_runs = True`` — consecutive text pieces between two control tokens are encoded as
+  one string, as a HF chat template does when it tokenizes the rendered text. A token may then span
+  a boundary (content starting with ``"\\n"`` right after ``"assistant\\n"``). **Weight rule:** such a
+  token is trained if any of its characters is trained, because the model must emit it to
+  produce the trained text; it is attributed (in :attr:`SupervisedExample.chunks`) to the piece in
+  which it starts.
+"""
+
+from __future__ import annotations
+
+import bisect
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal
+
+from posttrain.errors import MessageError, RendererError
+from posttrain.messages import Message, MessageLike, to_messages
+from posttrain.tokenizer import Tokenizer, as_tokenizer
+from posttrain.train_on_what import TrainOnWhat
+
+
+@dataclass(frozen=True, slots=True)
+class Special:
+    """A control token, placed by id (never produced by encoding text)."""
+
+    token: str
+
+
+@dataclass(frozen=True, slots=True)
+class Text:
+    """Text to encode. ``content=True`` marks text that came from a message (user data)."""
+
+    text: str
+    content: bool = False
+
+
+Piece = Special | Text
+ChunkKind = Literal["bos", "header", "output", "stop_overlap", "generation_header"]
+
+
+@dataclass(frozen=True)
+class RenderedMessage:
+    """One message as pieces: ``header`` (observed, never trained except with ALL_TOKENS),
+    ``output`` (what the model produces for this turn, end-of-turn marker included), and
+    ``stop_overlap`` (stop-sequence tail appended only after the last message; role_colon)."""
+
+    header: list[Piece]
+    output: list[Piece]
+    stop_overlap: list[Piece] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class RenderContext:
+    idx: int
+    messages: Sequence[Message]
+    last_user_index: int
+
+    @property
+    def is_last(self) -> bool:
+        return self.idx == len(self.messages) - 1
+
+    @property
+    def message(self) -> Message:
+        return self.messages[self.idx]
+
+
+@dataclass(frozen=True, slots=True)
+class Chunk:
+    """Tokens ``[start, end)`` came from one piece of message ``message_index`` (None for BOS and
+    the generation header). ``from_content`` is True when the piece is message text."""
+
+    kind: ChunkKind
+    message_index: int | None
+    start: int
+    end: int
+    weight: float
+    from_content: bool
+    special: bool
+
+
+@dataclass
+class SupervisedExample:
+    """Tokens, one weight per token, and the chunk map. Unpacks as ``tokens, weights = example``."""
+
+    tokens: list[int]
+    weights: list[float]
+    chunks: list[Chunk]
+
+    def __iter__(self) -> Iterator[Any]:
+        yield self.tokens
+        yield self.weights
+
+    def __len__(self) -> int:
+        return len(self.tokens)
+
+    def message_chunks(self, message_index: int) -> list[Chunk]:
+        return [c for c in self.chunks if c.message_index == message_index]
+
+    def content_token_indices(self) -> list[int]:
+        """Indices of tokens that came from message text (for control-token safety checks)."""
+        return [i for c in self.chunks if c.from_content for i in range(c.start, c.end)]
+
+
+@dataclass(frozen=True, slots=True)
+class _Span:
+    piece: Piece
+    weight: float
+    kind: ChunkKind
+    message_index: int | None
+
+
+class Renderer(ABC):
+    """Base class for chat-format renderers. Subclasses implement :meth:`render_message`,
+    :meth:`generation_header`, :meth:`parse_response` and :meth:`get_stop_sequences`."""
+
+    name: ClassVar[str]
+    merge_text_runs: ClassVar[bool] = True
+    #: True when rendering a conversation and then appending a turn only appends tokens, so one
+    #: sequence can train every assistant turn with the context it was sampled in.
+    has_extension_property: ClassVar[bool] = True
+
+    def __init__(self, tokenizer: Any):
+        self.tokenizer: Tokenizer = as_tokenizer(tokenizer)
+        self._special_cache: dict[str, int] = {}
+
+    # -- hooks ------------------------------------------------------------------------------------
+    def bos_pieces(self) -> list[Piece]:
+        return []
+
+    @abstractmethod
+    def render_message(self, ctx: RenderContext) -> RenderedMessage: ...
+
+    @abstractmethod
+    def generation_header(self, role: str, ctx: RenderContext) -> list[Piece]:
+        """Pieces that open a new turn of ``role`` after the messages in ``ctx``."""
+
+    @abstractmethod
+    def parse_response(self, tokens: Sequence[int]) -> tuple[Message, bool]:
+        """Turn sampled tokens back into an assistant message; the bool says it ended cleanly."""
+
+    @abstractmethod
+    def get_stop_sequences(self) -> list[int] | list[str]: ...
+
+    def encode_text(self, text: str) -> list[int]:
+        return self.tokenizer.encode(text)
+
+    def check_messages(self, messages: list[Message]) -> None:
+        """Reject what this format cannot express (called before rendering)."""
+
+    # -- public API ---------------------------------------------------------------------------------
+    def build_supervised_example(
+        self,
+        messages: Sequence[MessageLike],
+        train_on_what: TrainOnWhat | str = TrainOnWhat.LAST_ASSISTANT_MESSAGE,
+    ) -> SupervisedExample:
+        """Render a conversation with weights; raises when ``train_on_what`` trains no token."""
+        train_on_what = TrainOnWhat.parse(train_on_what)
+        msgs = to_messages(messages)
+        _check_trainable_flags(msgs, train_on_what)
+        self.check_messages(msgs)
+        spans = self._conversation_spans(msgs, train_on_what)
+        example = self._encode(spans)
+        if not any(w > 0 for w in example.weights[1:]):
+            roles = ", ".join(m.role for m in msgs)
+            raise RendererError(
+                f"train_on_what={train_on_what.value} trains no token of this conversation "
+                f"(roles: {roles}); choose another mode or fix the data"
+            )
+        return example
+
+    def build_generation_prompt(
+        self, messages: Sequence[MessageLike], role: str = "assistant"
+    ) -> list[int]:
+        """Tokens of the conversation followed by the header that opens a ``role`` turn."""
+        return self.build_generation_example(messages, role).tokens
+
+    def build_generation_example(
+        self, messages: Sequence[MessageLike], role: str = "assistant"
+    ) -> SupervisedExample:
+        """:meth:`build_generation_prompt` with its chunk map (all weights zero)."""
+        msgs = to_messages(messages) if messages else []
+        self.check_messages(msgs)
+        spans = self._conversation_spans(msgs, None)
+        ctx = RenderContext(idx=len(msgs), messages=msgs, last_user_index=_last_user_index(msgs))
+        spans += [_Span(p, 0.0, "generation_header", None) for p in self.generation_header(role, ctx)]
+        return self._encode(spans)
+
+    # -- machinery ----------------------------------------------------------------------------------
+    def special_id(self, token: str) -> int:
+        tid = self._special_cache.get(token)
+        if tid is None:
+            tid = self._special_cache[token] = self.tokenizer.token_id(token)
+        return tid
+
+    def output_is_trained(self, ctx: RenderContext, train_on_what: TrainOnWhat) -> bool:
+        role = ctx.message.role
+        match train_on_what:
+            case TrainOnWhat.LAST_ASSISTANT_MESSAGE:
+                return ctx.is_last and role == "assistant"
+            case TrainOnWhat.LAST_ASSISTANT_TURN:
+                return role == "assistant" and ctx.idx > ctx.last_user_index
+            case TrainOnWhat.ALL_ASSISTANT_MESSAGES:
+                return role == "assistant"
+            case TrainOnWhat.ALL_MESSAGES | TrainOnWhat.ALL_TOKENS:
+                return True
+            case TrainOnWhat.ALL_USER_AND_SYSTEM_MESSAGES:
+                return role in ("user", "system", "developer")
+            case TrainOnWhat.CUSTOMIZED:
+                return bool(ctx.message.trainable)
+        raise RendererError(f"unknown train_on_what {train_on_what!r}")
+
+    def _conversation_spans(self, msgs: list[Message], train_on_what: TrainOnWhat | None) -> list[_Span]:
+        spans = [_Span(p, 0.0, "bos", None) for p in self.bos_pieces()]
+        last_user = _last_user_index(msgs)
+        for idx in range(len(msgs)):
+            ctx = RenderContext(idx=idx, messages=msgs, last_user_index=last_user)
+            rendered = self.render_message(ctx)
+            header_w = 1.0 if train_on_what == TrainOnWhat.ALL_TOKENS else 0.0
+            out_w = 1.0 if train_on_what is not None and self.output_is_trained(ctx, train_on_what) else 0.0
+            spans += [_Span(p, header_w, "header", idx) for p in rendered.header]
+            spans += [_Span(p, out_w, "output", idx) for p in rendered.output]
+            if ctx.is_last and train_on_what is not None:
+                spans += [_Span(p, out_w, "stop_overlap", idx) for p in rendered.stop_overlap]
+        return spans
+
+    def _encode(self, spans: list[_Span]) -> SupervisedExample:
+        tokens: list[int] = []
+        weights: list[float] = []
+        chunks: list[Chunk] = []
+
+        def emit(span: _Span, ids: list[int], ws: list[float] | None = None) -> None:
+            start = len(tokens)
+            tokens.extend(ids)
+            weights.extend(ws if ws is not None else [span.weight] * len(ids))
+            if ids:
+                p = span.piece
+                chunks.append(
+                    Chunk(span.kind, span.message_index, start, len(tokens), span.weight,
+                          isinstance(p, Text) and p.content, isinstance(p, Special))
+                )
+
+        i = 0
+        while i < len(spans):
+            span = spans[i]
+            if isinstance(span.piece, Special):
+                emit(span, [self.special_id(span.piece.token)])
+                i += 1
+                continue
+            if not self.merge_text_runs:
+                emit(span, self.encode_text(span.piece.text))
+                i += 1
+                continue
+            j = i
+            while j < len(spans) and isinstance(spans[j].piece, Text):
+                j += 1
+            self._encode_text_run(spans[i:j], emit)
+            i = j
+        return SupervisedExample(tokens, weights, chunks)
+
+    def _encode_text_run(self, run: list[_Span], emit: Any) -> None:
+        run = [s for s in run if s.piece.text]  # type: ignore[union-attr]
+        if not run:
+            return
+        if len(run) == 1:
+            emit(run[0], self.encode_text(run[0].piece.text))  # type: ignore[union-attr]
+            return
+        starts: list[int] = []
+        pos = 0
+        for s in run:
+            starts.append(pos)
+            pos += len(s.piece.text)  # type: ignore[union-attr]
+        ids, offsets = self.tokenizer.encode_with_offsets("".join(s.piece.text for s in run))  # type: ignore[union-attr]
+        # Group tokens by the piece their first character lies in; weight = max over covered pieces.
+        groups: list[tuple[int, list[int], list[float]]] = []
+        for tid, (a, b) in zip(ids, offsets, strict=True):
+            first = bisect.bisect_right(starts, a) - 1
+            last = max(first, bisect.bisect_right(starts, max(a, b - 1)) - 1)
+            w = max(run[k].weight for k in range(first, last + 1))
+            if groups and groups[-1][0] == first:
+                groups[-1][1].append(tid)
+                groups[-1][2].append(w)
+            else:
+                groups.append((first, [tid], [w]))
+        for k, ids_k, ws_k in groups:
+            emit(run[k], ids_k, ws_k)
+
+
+def _last_user_index(msgs: Sequence[Message]) -> int:
+    return max((i for i, m in enumerate(msgs) if m.role == "user"), default=-1)
+
+
+def _check_trainable_flags(msgs: list[Message], train_on_what: TrainOnWhat) -> None:
+    for i, m in enumerate(msgs):
+        if train_on_what == TrainOnWhat.CUSTOMIZED and m.trainable is None:
+            raise MessageError("train_on_what=customized needs 'trainable' (true/false) on every message",
+                               message_index=i, field="trainable")
+        if train_on_what != TrainOnWhat.CUSTOMIZED and m.trainable is not None:
+            raise MessageError(f"'trainable' is only used with train_on_what=customized, not {train_on_what.value}",
+                               message_index=i, field="trainable")
+
+
+def text_content(ctx: RenderContext, renderer: str) -> str:
+    """The message's text, rejecting thinking parts for formats that have no place for them."""
+    m = ctx.message
+    if m.thinking is not None:
+        raise MessageError(f"the {renderer} format has no reasoning section; remove the thinking part",
+                           message_index=ctx.idx, field="content")
+    return m.text
