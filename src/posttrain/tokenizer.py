@@ -221,4 +221,4 @@ def get_tokenizer(name_or_path: str) -> Tokenizer:
 
 def _load_builtin_sources() -> None:
     # Imported lazily: each source imports its reference package only when asked for.
-    from posttrain import offline_tokenizers  # noqa: F401
+    import posttrain.offline  # noqa: F401
