@@ -155,6 +155,7 @@ def register_offline_source(name: str, factory: OfflineSource) -> None:
 
 
 def offline_sources() -> list[str]:
+    _load_builtin_sources()
     return sorted(OFFLINE_PREFIX + n for n in _OFFLINE_SOURCES)
 
 
