@@ -1,7 +1,13 @@
 """posttrain: a post-training data pipeline for chat LLMs."""
 
 from posttrain.datum import Datum, datum_from_tokens_weights
-from posttrain.errors import InputError, MessageError, PosttrainError, RendererError, TokenizerNotAvailableError
+from posttrain.errors import (
+    InputError,
+    MessageError,
+    PosttrainError,
+    RendererError,
+    TokenizerNotAvailableError,
+)
 from posttrain.messages import Message, TextPart, ThinkingPart, ToolCall, to_messages
 from posttrain.renderers import Renderer, SupervisedExample, get_renderer, renderer_names
 from posttrain.tokenizer import Tokenizer, get_tokenizer

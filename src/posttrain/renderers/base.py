@@ -155,7 +155,7 @@ class Renderer(ABC):
     def encode_text(self, text: str) -> list[int]:
         return self.tokenizer.encode(text)
 
-    def check_messages(self, messages: list[Message]) -> None:
+    def check_messages(self, messages: list[Message]) -> None:  # noqa: B027 (optional hook)
         """Reject what this format cannot express (called before rendering)."""
 
     # -- public API ---------------------------------------------------------------------------------
@@ -178,6 +178,39 @@ class Renderer(ABC):
                 f"(roles: {roles}); choose another mode or fix the data"
             )
         return example
+
+    def build_supervised_examples(
+        self,
+        messages: Sequence[MessageLike],
+        train_on_what: TrainOnWhat | str = TrainOnWhat.ALL_ASSISTANT_MESSAGES,
+    ) -> list[SupervisedExample]:
+        """Like :meth:`build_supervised_example`, but correct for renderers without the extension
+        property: one example per trained assistant message, each ending at that message, so every
+        turn is trained in the context it is sampled in."""
+        train_on_what = TrainOnWhat.parse(train_on_what)
+        if self.has_extension_property:
+            return [self.build_supervised_example(messages, train_on_what)]
+        msgs = to_messages(messages)
+        match train_on_what:
+            case TrainOnWhat.LAST_ASSISTANT_MESSAGE:
+                candidates = [len(msgs) - 1]
+            case TrainOnWhat.LAST_ASSISTANT_TURN:
+                candidates = list(range(_last_user_index(msgs) + 1, len(msgs)))
+            case TrainOnWhat.ALL_ASSISTANT_MESSAGES:
+                candidates = list(range(len(msgs)))
+            case _:
+                raise RendererError(
+                    f"{self.name} lacks the extension property, so train_on_what={train_on_what.value} cannot be "
+                    "split into one example per assistant turn"
+                )
+        examples = [
+            self.build_supervised_example(msgs[: i + 1], TrainOnWhat.LAST_ASSISTANT_MESSAGE)
+            for i in candidates
+            if msgs[i].role == "assistant"
+        ]
+        if not examples:
+            raise RendererError(f"train_on_what={train_on_what.value} trains no assistant message of this conversation")
+        return examples
 
     def build_generation_prompt(
         self, messages: Sequence[MessageLike], role: str = "assistant"

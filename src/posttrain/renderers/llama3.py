@@ -18,7 +18,15 @@ import json
 from collections.abc import Iterator, Sequence
 
 from posttrain.messages import Message, ToolCall
-from posttrain.renderers.base import Piece, RenderContext, RenderedMessage, Renderer, Special, Text, text_content
+from posttrain.renderers.base import (
+    Piece,
+    RenderContext,
+    RenderedMessage,
+    Renderer,
+    Special,
+    Text,
+    text_content,
+)
 
 BOS = "<|begin_of_text|>"
 START_HEADER = "<|start_header_id|>"

@@ -11,7 +11,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from posttrain.messages import Message
-from posttrain.renderers.base import Piece, RenderContext, RenderedMessage, Renderer, Special, Text, text_content
+from posttrain.renderers.base import (
+    Piece,
+    RenderContext,
+    RenderedMessage,
+    Renderer,
+    Special,
+    Text,
+    text_content,
+)
 
 _STOP = "\n\nUser:"
 

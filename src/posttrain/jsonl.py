@@ -1,0 +1,38 @@
+"""Reading conversations from JSON lines, with errors that name the source and line."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from posttrain.errors import InputError, MessageError
+from posttrain.messages import Message, to_messages
+
+
+def parse_conversation_row(row: Any, *, source: str, line: int) -> list[Message]:
+    """Validate one ``{"messages": [...]}`` row; errors read ``source:line: message 2, field 'role': ...``."""
+    if not isinstance(row, dict):
+        raise InputError(f"expected a JSON object with 'messages', got {type(row).__name__}", source=source, line=line)
+    if "messages" not in row:
+        raise InputError(f"missing 'messages' (keys present: {', '.join(sorted(row)) or 'none'})", source=source, line=line)
+    try:
+        return to_messages(row["messages"])
+    except MessageError as err:
+        raise InputError(str(err), source=source, line=line) from err
+
+
+def iter_jsonl(lines: Iterable[str], *, source: str) -> Iterator[tuple[int, Any]]:
+    """Yield ``(line_number, parsed_object)`` for each non-blank line; malformed JSON names the line."""
+    for number, text in enumerate(lines, start=1):
+        if not text.strip():
+            continue
+        try:
+            yield number, json.loads(text)
+        except json.JSONDecodeError as err:
+            raise InputError(f"invalid JSON: {err.msg} at column {err.colno}", source=source, line=number) from err
+
+
+def iter_conversations(lines: Iterable[str], *, source: str) -> Iterator[tuple[int, list[Message]]]:
+    for number, row in iter_jsonl(lines, source=source):
+        yield number, parse_conversation_row(row, source=source, line=number)
