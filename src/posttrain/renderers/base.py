@@ -133,6 +133,7 @@ class Renderer(ABC):
     def __init__(self, tokenizer: Any):
         self.tokenizer: Tokenizer = as_tokenizer(tokenizer)
         self._special_cache: dict[str, int] = {}
+        self._template_cache: dict[str, list[int]] = {}
 
     # -- hooks ------------------------------------------------------------------------------------
     def bos_pieces(self) -> list[Piece]:
@@ -291,7 +292,7 @@ class Renderer(ABC):
                 i += 1
                 continue
             if not self.merge_text_runs:
-                emit(span, self.encode_text(span.piece.text))
+                emit(span, self._encode_piece(span.piece))
                 i += 1
                 continue
             j = i
@@ -300,6 +301,15 @@ class Renderer(ABC):
             self._encode_text_run(spans[i:j], emit)
             i = j
         return SupervisedExample(tokens, weights, chunks)
+
+    def _encode_piece(self, piece: Text) -> list[int]:
+        # Template text ("user", "\n\n") repeats in every message: encode it once per renderer.
+        if piece.content:
+            return self.encode_text(piece.text)
+        ids = self._template_cache.get(piece.text)
+        if ids is None:
+            ids = self._template_cache[piece.text] = self.encode_text(piece.text)
+        return ids
 
     def _encode_text_run(self, run: list[_Span], emit: Any) -> None:
         run = [s for s in run if s.piece.text]  # type: ignore[union-attr]
