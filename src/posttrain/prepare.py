@@ -15,6 +15,7 @@ from typing import Any
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from posttrain.data.sources import SkipReport, load_conversations_with_report
 from posttrain.datum import Datum, datum_from_tokens_weights
 from posttrain.errors import InputError, PosttrainError
 from posttrain.messages import to_messages
@@ -60,19 +61,16 @@ class PrepareSummary:
         return self.trained_tokens / self.target_tokens if self.target_tokens else 0.0
 
 
-def _load(cfg: PrepareConfig) -> tuple[Any, str, int]:
-    from posttrain.data.sources import load_conversations
-
+def _load(cfg: PrepareConfig) -> tuple[Any, str, SkipReport]:
     if cfg.input is None:
         from posttrain.default_data import default_dataset_path
 
         spec = str(default_dataset_path())
     else:
         spec = cfg.input
-    ds = load_conversations(spec, split=cfg.split, subset=cfg.subset, revision=cfg.revision,
-                            skip_invalid=cfg.skip_invalid)
-    skipped = int(getattr(ds, "info", None) and (ds.info.description or "").count("skipped") or 0)
-    return ds, spec, skipped
+    ds, report = load_conversations_with_report(spec, split=cfg.split, subset=cfg.subset, revision=cfg.revision,
+                                                skip_invalid=cfg.skip_invalid)
+    return ds, spec, report
 
 
 def run_prepare(cfg: PrepareConfig, *, show_progress: bool | None = None) -> PrepareSummary:
@@ -80,7 +78,7 @@ def run_prepare(cfg: PrepareConfig, *, show_progress: bool | None = None) -> Pre
     tok_name = cfg.tokenizer or default_tokenizer_for(cfg.renderer)
     renderer = get_renderer(cfg.renderer, get_tokenizer(tok_name))
     train_on = TrainOnWhat.parse(cfg.train_on)
-    ds, spec, skipped = _load(cfg)
+    ds, spec, report = _load(cfg)
     n = len(ds)
     if n < cfg.batch_size:
         raise PosttrainError(f"{spec}: {n} conversations, fewer than one batch of {cfg.batch_size}")
@@ -139,7 +137,7 @@ def run_prepare(cfg: PrepareConfig, *, show_progress: bool | None = None) -> Pre
 
     run_dir = write_run(cfg.out, config=config, total_count=n, snapshot=snapshot, rendered=rendered,
                         batch_size=cfg.batch_size, datums=first_batch)
-    return PrepareSummary(str(run_dir), n, n // cfg.batch_size, tokens, trained, targets, truncated, skipped,
+    return PrepareSummary(str(run_dir), n, n // cfg.batch_size, tokens, trained, targets, truncated, report.skipped,
                           time.perf_counter() - start)
 
 
@@ -159,7 +157,10 @@ def print_summary(s: PrepareSummary) -> None:
     ]
     for k, v in rows:
         table.add_row(k, v)
-    Console().print(table)
+    console = Console()
+    console.print(table)
+    for reason in s.extra.get("skip_reasons", [])[:20]:
+        console.print(f"skipped: {reason}")
 
 
 def cmd_prepare(args: argparse.Namespace) -> int:

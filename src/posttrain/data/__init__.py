@@ -1,0 +1,1 @@
+"""Data sources, supervised datasets (indexable and streaming), builders and preference data."""

@@ -1,0 +1,178 @@
+"""Conversation sources: JSONL, Parquet, CSV (local or any fsspec URL) and the HF hub.
+
+Every row is validated into messages; a bad row raises :class:`~posttrain.errors.InputError` naming
+the source and line (JSONL: file line; CSV: file line, header = line 1; Parquet/hub: row number,
+1-based). With ``skip_invalid=True`` bad rows are skipped and reported in a :class:`SkipReport`.
+
+How a spec is read:
+
+* ``hub:ORG/NAME`` — ``datasets.load_dataset(ORG/NAME, subset, split=..., revision=...)``.
+* a local folder — ``datasets.load_dataset(folder, ...)`` (a folder laid out like a hub dataset repo).
+* a file path or URL (``s3://``, ``gs://``, ``az://``, ``hf://``, ``file://``) — by suffix:
+  ``.jsonl``/``.json`` (optionally ``.gz``/``.zst``…), ``.parquet``, ``.csv``.
+* ``ORG/NAME`` that is not a local path — treated as a hub id, like ``hub:ORG/NAME``.
+
+Rows are stored in one canonical shape so Arrow sees one schema whatever the input mixes:
+``{"role", "content": str, "thinking"?, "tool_calls"?, "tool_call_id"?, "name"?, "trainable"?}``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import datasets
+import fsspec
+
+from posttrain.errors import InputError, PosttrainError
+from posttrain.jsonl import iter_jsonl, parse_conversation_row
+from posttrain.messages import Message
+
+HUB_PREFIX = "hub:"
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+_COMPRESSIONS = (".gz", ".bz2", ".xz", ".zst", ".lz4")
+
+
+@dataclass
+class SkipReport:
+    """Rows skipped under ``skip_invalid``: how many, and each one's location and reason."""
+
+    skipped: int = 0
+    reasons: list[str] = field(default_factory=list)
+
+    def add(self, err: InputError) -> None:
+        self.skipped += 1
+        self.reasons.append(str(err))
+
+
+def canonical_message(m: Message) -> dict[str, Any]:
+    out: dict[str, Any] = {"role": m.role, "content": m.text}
+    if m.thinking is not None:
+        out["thinking"] = m.thinking
+    if m.tool_calls:
+        out["tool_calls"] = [tc.to_dict() for tc in m.tool_calls]
+    for key in ("tool_call_id", "name", "trainable"):
+        value = getattr(m, key)
+        if value is not None:
+            out[key] = value
+    return out
+
+
+def canonical_messages(msgs: list[Message]) -> list[dict[str, Any]]:
+    return [canonical_message(m) for m in msgs]
+
+
+def _suffix(spec: str) -> str:
+    name = spec.lower().rstrip("/")
+    for comp in _COMPRESSIONS:
+        name = name.removesuffix(comp)
+    return os.path.splitext(name)[1]
+
+
+def _is_hub_id(spec: str) -> bool:
+    return "://" not in spec and not os.path.exists(spec) and bool(_HUB_ID.match(spec))
+
+
+def _validated(rows: Iterable[tuple[int, Any]], source: str, report: SkipReport | None) -> Iterator[dict[str, Any]]:
+    for line, row in rows:
+        try:
+            yield {"messages": canonical_messages(parse_conversation_row(row, source=source, line=line))}
+        except InputError as err:
+            if report is None:
+                raise
+            report.add(err)
+
+
+def _jsonl_rows(spec: str, report: SkipReport | None) -> Iterator[tuple[int, Any]]:
+    with fsspec.open(spec, "rt", encoding="utf-8", compression="infer") as f:
+        lines = iter_jsonl(f, source=spec)
+        while True:
+            try:
+                yield next(lines)
+            except StopIteration:
+                return
+            except InputError as err:  # malformed JSON on one line
+                if report is None:
+                    raise
+                report.add(err)
+
+
+def _csv_rows(spec: str) -> Iterator[tuple[int, Any]]:
+    import csv
+
+    with fsspec.open(spec, "rt", encoding="utf-8", newline="", compression="infer") as f:
+        reader = csv.DictReader(f)
+        if reader.fieldnames is None or "messages" not in reader.fieldnames:
+            raise InputError(f"CSV needs a 'messages' column (holding JSON), found {reader.fieldnames}", source=spec,
+                             line=1)
+        for row in reader:
+            line = reader.line_num
+            try:
+                row["messages"] = json.loads(row["messages"])
+            except json.JSONDecodeError as err:
+                raise InputError(f"column 'messages' is not valid JSON: {err.msg}", source=spec, line=line) from err
+            yield line, row
+
+
+def _hf_rows(ds: datasets.Dataset) -> Iterator[tuple[int, Any]]:
+    for i, row in enumerate(ds, start=1):
+        if isinstance(row.get("messages"), str):  # JSON text column
+            row = dict(row, messages=json.loads(row["messages"]))
+        yield i, row
+
+
+def _from_rows(rows: Iterable[dict[str, Any]], source: str) -> datasets.Dataset:
+    items = list(rows)
+    if not items:
+        raise InputError("no conversations found", source=source)
+    return datasets.Dataset.from_list(items)
+
+
+def load_conversations_with_report(
+    spec: str,
+    *,
+    split: str = "train",
+    subset: str | None = None,
+    revision: str | None = None,
+    skip_invalid: bool = False,
+) -> tuple[datasets.Dataset, SkipReport]:
+    """Load and validate conversations; returns the dataset (column ``messages``) and what was skipped."""
+    report = SkipReport()
+    rep = report if skip_invalid else None
+    if spec.startswith(HUB_PREFIX) or _is_hub_id(spec):
+        hub_id = spec.removeprefix(HUB_PREFIX)
+        ds = datasets.load_dataset(hub_id, subset, split=split, revision=revision)
+        return _from_rows(_validated(_hf_rows(ds), f"{hub_id}[{split}]", rep), hub_id), report
+    if "://" not in spec and os.path.isdir(spec):
+        ds = datasets.load_dataset(spec, subset, split=split)
+        return _from_rows(_validated(_hf_rows(ds), f"{spec}[{split}]", rep), spec), report
+    kind = _suffix(spec)
+    if kind in (".jsonl", ".json"):
+        rows: Iterable[tuple[int, Any]] = _jsonl_rows(spec, rep)
+    elif kind == ".csv":
+        rows = _csv_rows(spec)
+    elif kind == ".parquet":
+        rows = _hf_rows(datasets.Dataset.from_parquet(spec))
+    else:
+        raise PosttrainError(
+            f"{spec}: unknown data format {kind or '(no suffix)'}; expected .jsonl, .json, .parquet or .csv, "
+            "a dataset folder, or hub:ORG/NAME"
+        )
+    return _from_rows(_validated(rows, spec, rep), spec), report
+
+
+def load_conversations(
+    spec: str,
+    *,
+    split: str = "train",
+    subset: str | None = None,
+    revision: str | None = None,
+    skip_invalid: bool = False,
+) -> datasets.Dataset:
+    """:func:`load_conversations_with_report` without the report (use that one with ``skip_invalid``)."""
+    return load_conversations_with_report(spec, split=split, subset=subset, revision=revision,
+                                          skip_invalid=skip_invalid)[0]

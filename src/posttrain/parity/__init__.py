@@ -1,0 +1,1 @@
+"""Parity harness: record a pipeline's artifacts and explain differences against another run."""

@@ -1,0 +1,148 @@
+"""Run-folder artifacts: language-neutral JSON that any implementation of the pipeline can emit.
+
+Layout (``posttrain prepare`` writes the nested form; the flat form, files directly in the run
+folder, is read too)::
+
+    RUN/config.json
+    RUN/metrics.jsonl                    (optional, one JSON object per step)
+    RUN/parity/dataset_snapshot.json     {"total_count", "n_snapshot", "samples": [{"index", "content_hash", "messages"}]}
+    RUN/parity/rendered_samples.json     {"samples": [{"all_tokens", "weights", "token_count", "decoded"}]}
+    RUN/parity/first_batch_payload.json  {"batch_size", "payload_hash", "datums": [tinker payload datum, ...]}
+
+Hashes: ``"sha256:" + hex(sha256(canonical_json(value)))`` where canonical JSON is UTF-8, keys
+sorted, no ASCII escaping (``ensure_ascii=False``), separators ``","`` and ``":"``, no trailing
+newline. ``content_hash`` covers a sample's ``messages`` list exactly as written in the snapshot;
+``payload_hash`` covers the ``datums`` list.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from posttrain.datum import Datum
+from posttrain.errors import PosttrainError
+
+SNAPSHOT = "dataset_snapshot.json"
+RENDERED = "rendered_samples.json"
+FIRST_BATCH = "first_batch_payload.json"
+CONFIG = "config.json"
+METRICS = "metrics.jsonl"
+
+
+def canonical_json(obj: Any) -> bytes:
+    return json.dumps(obj, sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+def content_hash(obj: Any) -> str:
+    return "sha256:" + hashlib.sha256(canonical_json(obj)).hexdigest()
+
+
+def _write_json(path: Path, obj: Any) -> None:
+    # Human-readable yet deterministic: sorted keys, UTF-8 literal characters, fixed indentation.
+    path.write_text(json.dumps(obj, sort_keys=True, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+
+
+def write_run(
+    run_dir: str | Path,
+    *,
+    config: dict[str, Any],
+    total_count: int,
+    snapshot: Sequence[tuple[int, list[dict[str, Any]]]],
+    rendered: Sequence[tuple[Sequence[int], Sequence[float], str]],
+    batch_size: int,
+    datums: Sequence[Datum],
+) -> Path:
+    """Write ``config.json`` and ``parity/*.json``. Same inputs give byte-identical files."""
+    run = Path(run_dir)
+    parity = run / "parity"
+    parity.mkdir(parents=True, exist_ok=True)
+    _write_json(run / CONFIG, config)
+    _write_json(parity / SNAPSHOT, {
+        "total_count": total_count,
+        "n_snapshot": len(snapshot),
+        "samples": [{"index": i, "content_hash": content_hash(m), "messages": m} for i, m in snapshot],
+    })
+    _write_json(parity / RENDERED, {
+        "samples": [
+            {"all_tokens": list(t), "weights": [float(x) for x in w], "token_count": len(t), "decoded": d}
+            for t, w, d in rendered
+        ]
+    })
+    payload = [d.to_json() for d in datums]
+    _write_json(parity / FIRST_BATCH, {"batch_size": batch_size, "payload_hash": content_hash(payload),
+                                       "datums": payload})
+    return run
+
+
+@dataclass
+class RunArtifacts:
+    """A run folder as read back. ``raw`` keeps each file's bytes (for escaping diagnostics)."""
+
+    path: Path
+    config: dict[str, Any]
+    snapshot: dict[str, Any] | None
+    rendered: dict[str, Any] | None
+    first_batch: dict[str, Any] | None
+    metrics: list[dict[str, Any]] | None
+    raw: dict[str, bytes] = field(default_factory=dict)
+
+
+def _find(run: Path, name: str) -> Path | None:
+    for candidate in (run / "parity" / name, run / name):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _load_json(path: Path, raw: dict[str, bytes]) -> Any:
+    data = path.read_bytes()
+    raw[path.name] = data
+    try:
+        return json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise PosttrainError(f"{path}: not valid UTF-8 JSON: {err}") from err
+
+
+def _require(obj: Any, path: Path, *keys: str) -> None:
+    if not isinstance(obj, dict):
+        raise PosttrainError(f"{path}: expected a JSON object, got {type(obj).__name__}")
+    missing = [k for k in keys if k not in obj]
+    if missing:
+        raise PosttrainError(f"{path}: missing field(s) {', '.join(missing)}")
+
+
+def read_run(path: str | Path) -> RunArtifacts:
+    """Read a run folder (nested ``parity/`` or flat layout); errors name the file and field."""
+    run = Path(path)
+    if not run.is_dir():
+        raise PosttrainError(f"{run}: not a run folder")
+    raw: dict[str, bytes] = {}
+    cfg_path = _find(run, CONFIG)
+    config = _load_json(cfg_path, raw) if cfg_path else {}
+    parts: dict[str, Any] = {}
+    for name, keys in ((SNAPSHOT, ("samples",)), (RENDERED, ("samples",)), (FIRST_BATCH, ("datums",))):
+        p = _find(run, name)
+        if p is None:
+            parts[name] = None
+            continue
+        obj = _load_json(p, raw)
+        _require(obj, p, *keys)
+        parts[name] = obj
+    if all(v is None for v in parts.values()) and cfg_path is None:
+        raise PosttrainError(f"{run}: no config.json or parity artifacts found (looked in {run} and {run / 'parity'})")
+    metrics = None
+    m_path = _find(run, METRICS)
+    if m_path is not None:
+        metrics = []
+        for number, line in enumerate(m_path.read_text(encoding="utf-8").splitlines(), start=1):
+            if line.strip():
+                try:
+                    metrics.append(json.loads(line))
+                except json.JSONDecodeError as err:
+                    raise PosttrainError(f"{m_path}:{number}: invalid JSON: {err.msg}") from err
+    return RunArtifacts(run, config, parts[SNAPSHOT], parts[RENDERED], parts[FIRST_BATCH], metrics, raw)
