@@ -138,7 +138,7 @@ def run_prepare(cfg: PrepareConfig, *, show_progress: bool | None = None) -> Pre
     run_dir = write_run(cfg.out, config=config, total_count=n, snapshot=snapshot, rendered=rendered,
                         batch_size=cfg.batch_size, datums=first_batch)
     return PrepareSummary(str(run_dir), n, n // cfg.batch_size, tokens, trained, targets, truncated, report.skipped,
-                          time.perf_counter() - start)
+                          time.perf_counter() - start, {"skip_reasons": report.reasons})
 
 
 def print_summary(s: PrepareSummary) -> None:
