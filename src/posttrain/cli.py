@@ -65,6 +65,7 @@ def cmd_render(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     from posttrain import __version__
+    from posttrain.parity.cli import add_parity_parser
     from posttrain.prepare import add_prepare_parser
     from posttrain.viz import add_viz_parser
 
@@ -83,12 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_viz_parser(sub)
     add_prepare_parser(sub)
-    try:
-        from posttrain.parity.cli import add_parity_parser
-    except ImportError:  # parity harness not installed in this build
-        pass
-    else:
-        add_parity_parser(sub)
+    add_parity_parser(sub)
     return parser
 
 

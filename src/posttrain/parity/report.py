@@ -1,0 +1,76 @@
+"""Markdown rendering of a :class:`~posttrain.parity.diff.ParityReport`."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from posttrain.parity.diff import Finding, ParityReport
+
+LAYERS = ("config", "dataset_snapshot", "rendered_samples", "first_batch", "metrics")
+CAUSE_TITLES = {
+    "config_difference": "Config difference",
+    "sample_count": "Different dataset size",
+    "reordering": "Reordering",
+    "different_samples": "Different samples",
+    "serialization_only": "Serialization only (not a data difference)",
+    "bos_duplication": "BOS duplication",
+    "token_difference": "Token difference",
+    "mask_difference": "Mask difference",
+    "truncation": "Truncation",
+    "length_delta": "Length delta",
+    "metrics_difference": "Metrics difference",
+    "missing_artifact": "Missing artifact",
+}
+
+
+def _evidence(ev: dict[str, Any]) -> list[str]:
+    lines = []
+    for k, v in ev.items():
+        if k == "items":
+            continue
+        text = json.dumps(v, ensure_ascii=False)
+        if len(text) > 300:
+            text = text[:300] + " …"
+        lines.append(f"  - `{k}`: {text}")
+    return lines
+
+
+def _finding(f: Finding) -> list[str]:
+    title = CAUSE_TITLES.get(f.cause, f.cause)
+    out = [f"- **{title}** — {f.summary}"]
+    out += _evidence(f.evidence)
+    for item in f.evidence.get("items", [])[:5]:
+        out.append(f"  - {item.get('summary', '')}")
+    return out
+
+
+def render_markdown(report: ParityReport) -> str:
+    verdict = "MATCH" if report.match else "DIFFERENT"
+    data = [f for f in report.findings if f.data_difference]
+    lines = [
+        "# Parity report",
+        "",
+        f"- A: `{report.run_a}`",
+        f"- B: `{report.run_b}`",
+        f"- Verdict: **{verdict}** ({len(data)} data difference(s), "
+        f"{len(report.findings) - len(data)} note(s))",
+        "",
+    ]
+    if data:
+        lines += ["## Root causes", ""]
+        seen = []
+        for f in data:
+            if f.cause not in seen:
+                seen.append(f.cause)
+        lines += [f"{i}. {CAUSE_TITLES.get(c, c)}" for i, c in enumerate(seen, start=1)] + [""]
+    for layer in LAYERS:
+        fs = [f for f in report.findings if f.layer == layer]
+        lines += [f"## {layer}", ""]
+        if not fs:
+            lines += ["identical", ""]
+            continue
+        for f in fs:
+            lines += _finding(f)
+        lines.append("")
+    return "\n".join(lines)
