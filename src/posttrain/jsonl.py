@@ -10,7 +10,7 @@ from posttrain.errors import InputError, MessageError
 from posttrain.messages import Message, to_messages
 
 
-def parse_conversation_row(row: Any, *, source: str, line: int) -> list[Message]:
+def parse_conversation_row(row: Any, *, source: str, line: int | None) -> list[Message]:
     """Validate one ``{"messages": [...]}`` row; errors read ``source:line: message 2, field 'role': ...``."""
     if not isinstance(row, dict):
         raise InputError(f"expected a JSON object with 'messages', got {type(row).__name__}", source=source, line=line)
@@ -22,15 +22,18 @@ def parse_conversation_row(row: Any, *, source: str, line: int) -> list[Message]
         raise InputError(str(err), source=source, line=line) from err
 
 
+def parse_json_line(text: str, *, source: str, line: int) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as err:
+        raise InputError(f"invalid JSON: {err.msg} at column {err.colno}", source=source, line=line) from err
+
+
 def iter_jsonl(lines: Iterable[str], *, source: str) -> Iterator[tuple[int, Any]]:
     """Yield ``(line_number, parsed_object)`` for each non-blank line; malformed JSON names the line."""
     for number, text in enumerate(lines, start=1):
-        if not text.strip():
-            continue
-        try:
-            yield number, json.loads(text)
-        except json.JSONDecodeError as err:
-            raise InputError(f"invalid JSON: {err.msg} at column {err.colno}", source=source, line=number) from err
+        if text.strip():
+            yield number, parse_json_line(text, source=source, line=number)
 
 
 def iter_conversations(lines: Iterable[str], *, source: str) -> Iterator[tuple[int, list[Message]]]:

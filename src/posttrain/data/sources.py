@@ -23,13 +23,14 @@ import os
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import datasets
 import fsspec
 
 from posttrain.errors import InputError, PosttrainError
-from posttrain.jsonl import iter_jsonl, parse_conversation_row
+from posttrain.jsonl import parse_conversation_row, parse_json_line
 from posttrain.messages import Message
 
 HUB_PREFIX = "hub:"
@@ -89,12 +90,11 @@ def _validated(rows: Iterable[tuple[int, Any]], source: str, report: SkipReport 
 
 def _jsonl_rows(spec: str, report: SkipReport | None) -> Iterator[tuple[int, Any]]:
     with fsspec.open(spec, "rt", encoding="utf-8", compression="infer") as f:
-        lines = iter_jsonl(f, source=spec)
-        while True:
+        for number, text in enumerate(f, start=1):
+            if not text.strip():
+                continue
             try:
-                yield next(lines)
-            except StopIteration:
-                return
+                yield number, parse_json_line(text, source=spec, line=number)
             except InputError as err:  # malformed JSON on one line
                 if report is None:
                     raise
@@ -176,3 +176,43 @@ def load_conversations(
     """:func:`load_conversations_with_report` without the report (use that one with ``skip_invalid``)."""
     return load_conversations_with_report(spec, split=split, subset=subset, revision=revision,
                                           skip_invalid=skip_invalid)[0]
+
+
+def _stream_rows(spec: str) -> Iterator[dict[str, Any]]:
+    # A generator function of its own: datasets re-calls it whenever the stream restarts.
+    for line, row in _jsonl_rows(spec, None):
+        yield {"messages": canonical_messages(parse_conversation_row(row, source=spec, line=line))}
+
+
+def stream_conversations(
+    spec: str, *, split: str = "train", subset: str | None = None, revision: str | None = None
+) -> datasets.IterableDataset:
+    """A validated stream of ``{"messages": [...]}`` rows; nothing is loaded into memory up front.
+
+    JSONL is read line by line (errors name the line); Parquet, CSV, folders and hub datasets go
+    through ``datasets.load_dataset(..., streaming=True)``.
+    """
+    if spec.startswith(HUB_PREFIX) or _is_hub_id(spec) or ("://" not in spec and os.path.isdir(spec)):
+        ds = datasets.load_dataset(spec.removeprefix(HUB_PREFIX), subset, split=split, revision=revision,
+                                   streaming=True)
+        return ds.map(partial(_validate_streamed, source=spec), with_indices=True)
+    kind = _suffix(spec)
+    if kind in (".jsonl", ".json"):
+        return datasets.IterableDataset.from_generator(_stream_rows, gen_kwargs={"spec": spec})
+    if kind in (".parquet", ".csv"):
+        ds = datasets.load_dataset(kind[1:], data_files=spec, split="train", streaming=True)
+        # CSV: row i is file line i + 2 (line 1 is the header); Parquet: row number, 1-based.
+        return ds.map(partial(_validate_streamed, source=spec, offset=2 if kind == ".csv" else 1), with_indices=True)
+    raise PosttrainError(f"{spec}: unknown data format {kind or '(no suffix)'}; expected .jsonl, .json, .parquet "
+                         "or .csv, a dataset folder, or hub:ORG/NAME")
+
+
+def _validate_streamed(row: dict[str, Any], index: int, *, source: str, offset: int = 1) -> dict[str, Any]:
+    messages = row.get("messages")
+    if isinstance(messages, str):
+        try:
+            row = dict(row, messages=json.loads(messages))
+        except json.JSONDecodeError as err:
+            raise InputError(f"column 'messages' is not valid JSON: {err.msg}", source=source,
+                             line=index + offset) from err
+    return {"messages": canonical_messages(parse_conversation_row(row, source=source, line=index + offset))}

@@ -1,0 +1,111 @@
+"""Dataset builders: a source and a recipe in, ``(train, test)`` supervised datasets out.
+
+They use the same splits as tinker-cookbook's builders so a run matches a Python reference run:
+
+* :class:`FromConversationFileBuilder` — JSONL with ``messages``; ``shuffle(seed)`` then the first
+  ``test_size`` rows are the test set (``take``/``skip``).
+* :class:`NoRobotsBuilder` — ``HuggingFaceH4/no_robots``: its train split shuffled with seed 0, its
+  test split as is.
+* :class:`Tulu3Builder` — ``allenai/tulu-3-sft-mixture``: train split shuffled with seed 0, the first
+  1024 rows as test, the rest as train.
+
+Hub builders take ``path`` (default: the hub id): anything ``datasets.load_dataset`` accepts, e.g. a
+local folder laid out like the hub repository.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, cast
+
+import datasets
+
+from posttrain.data.sources import load_conversations
+from posttrain.data.supervised import SupervisedDataset, SupervisedDatasetFromHFDataset, conversation_to_datum
+from posttrain.datum import Datum
+from posttrain.errors import InputError, PosttrainError
+from posttrain.renderers import Renderer, default_tokenizer_for, get_renderer
+from posttrain.tokenizer import get_tokenizer
+from posttrain.train_on_what import TrainOnWhat
+
+
+@dataclass
+class ChatDatasetConfig:
+    """What every chat builder needs: how to render and how to batch."""
+
+    renderer_name: str = "llama3"
+    tokenizer: str | None = None  # default: the renderer's offline tokenizer
+    max_length: int | None = 2048
+    batch_size: int = 8
+    train_on_what: TrainOnWhat | str | None = None  # None: the builder's default
+
+    def renderer(self) -> Renderer:
+        return get_renderer(self.renderer_name, get_tokenizer(self.tokenizer or default_tokenizer_for(self.renderer_name)))
+
+
+def _map_fn(config: ChatDatasetConfig, default: TrainOnWhat, source: str) -> Any:
+    renderer = config.renderer()
+    train_on = TrainOnWhat.parse(config.train_on_what or default)
+
+    def map_fn(row: dict[str, Any]) -> Datum:
+        try:
+            return conversation_to_datum(row["messages"], renderer, config.max_length, train_on)
+        except PosttrainError as err:
+            raise InputError(str(err), source=source) from err
+
+    return map_fn
+
+
+Split = tuple[SupervisedDataset, SupervisedDataset | None]
+
+
+@dataclass
+class FromConversationFileBuilder:
+    file_path: str
+    config: ChatDatasetConfig
+    test_size: int = 0
+    shuffle_seed: int | None = 0
+
+    def __call__(self) -> Split:
+        ds = load_conversations(self.file_path)
+        if self.shuffle_seed is not None:
+            ds = ds.shuffle(seed=self.shuffle_seed)
+        map_fn = _map_fn(self.config, TrainOnWhat.ALL_ASSISTANT_MESSAGES, self.file_path)
+        if self.test_size > 0 and len(ds) > self.test_size:
+            test, train = ds.take(self.test_size), ds.skip(self.test_size)
+            return (SupervisedDatasetFromHFDataset(train, self.config.batch_size, map_fn=map_fn),
+                    SupervisedDatasetFromHFDataset(test, len(test), map_fn=map_fn))
+        return SupervisedDatasetFromHFDataset(ds, self.config.batch_size, map_fn=map_fn), None
+
+
+def _load_dict(path: str, **kwargs: Any) -> datasets.DatasetDict:
+    return cast(datasets.DatasetDict, datasets.load_dataset(path, **kwargs))
+
+
+@dataclass
+class NoRobotsBuilder:
+    config: ChatDatasetConfig
+    path: str = "HuggingFaceH4/no_robots"
+    revision: str | None = None
+
+    def __call__(self) -> Split:
+        dd = _load_dict(self.path, revision=self.revision)
+        train, test = dd["train"].shuffle(seed=0), dd["test"]
+        map_fn = _map_fn(self.config, TrainOnWhat.ALL_ASSISTANT_MESSAGES, self.path)
+        return (SupervisedDatasetFromHFDataset(train, self.config.batch_size, map_fn=map_fn),
+                SupervisedDatasetFromHFDataset(test, self.config.batch_size, map_fn=map_fn))
+
+
+@dataclass
+class Tulu3Builder:
+    config: ChatDatasetConfig
+    path: str = "allenai/tulu-3-sft-mixture"
+    revision: str | None = None
+    test_size: int = 1024
+
+    def __call__(self) -> Split:
+        ds = _load_dict(self.path, revision=self.revision)["train"].shuffle(seed=0)
+        test, train = ds.take(self.test_size), ds.skip(self.test_size)
+        map_fn = _map_fn(self.config, TrainOnWhat.LAST_ASSISTANT_MESSAGE, self.path)
+        return (SupervisedDatasetFromHFDataset(train, self.config.batch_size, map_fn=map_fn),
+                SupervisedDatasetFromHFDataset(test, self.config.batch_size, map_fn=map_fn))

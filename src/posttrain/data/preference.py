@@ -1,0 +1,256 @@
+"""Preference data: comparisons, labels, builders for common hub sets, and DPO datums.
+
+A :class:`LabeledComparison` says which of two completions of a shared prompt is preferred. For
+DPO each one becomes an adjacent pair of datums, chosen first, rejected second, rendered from the
+same prompt with weights only on the completion. Ties carry no preference: they are skipped and
+counted, as are rows a builder cannot turn into a comparison (each with its reason).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import datasets
+
+from posttrain.data.supervised import SupervisedDatasetFromHFDataset
+from posttrain.datum import Datum, datum_from_tokens_weights
+from posttrain.errors import InputError, MessageError, PosttrainError
+from posttrain.jsonl import iter_jsonl
+from posttrain.messages import Message, MessageLike, to_messages
+from posttrain.renderers.base import Renderer
+from posttrain.train_on_what import TrainOnWhat
+
+Label = Literal["A", "B", "Tie"]
+
+
+@dataclass(frozen=True)
+class Comparison:
+    prompt_conversation: list[Message]
+    completion_A: list[Message]  # noqa: N815 - tinker-cookbook's field names
+    completion_B: list[Message]  # noqa: N815
+
+    def swap(self) -> Comparison:
+        return Comparison(self.prompt_conversation, self.completion_B, self.completion_A)
+
+    @classmethod
+    def from_dicts(cls, prompt: list[MessageLike], a: list[MessageLike], b: list[MessageLike]) -> Comparison:
+        return cls(to_messages(prompt), to_messages(a), to_messages(b))
+
+
+@dataclass(frozen=True)
+class LabeledComparison:
+    comparison: Comparison
+    label: Label
+
+    def __post_init__(self) -> None:
+        if self.label not in ("A", "B", "Tie"):
+            raise PosttrainError(f"label must be 'A', 'B' or 'Tie', got {self.label!r}")
+
+    def swap(self) -> LabeledComparison:
+        return LabeledComparison(self.comparison.swap(), {"A": "B", "B": "A", "Tie": "Tie"}[self.label])  # type: ignore[arg-type]
+
+    @property
+    def chosen_and_rejected(self) -> tuple[list[Message], list[Message]]:
+        c = self.comparison
+        if self.label == "Tie":
+            raise PosttrainError("a tie has no chosen completion")
+        return (c.completion_A, c.completion_B) if self.label == "A" else (c.completion_B, c.completion_A)
+
+
+# -- DPO ------------------------------------------------------------------------------------------
+
+
+def _completion_sequence(renderer: Renderer, prompt: list[Message], completion: list[Message],
+                         max_length: int | None) -> Datum:
+    if not any(m.role == "assistant" for m in completion):
+        raise PosttrainError("a completion needs at least one assistant message")
+    flagged = [Message(m.role, m.content, m.tool_calls, m.tool_call_id, m.name, trainable=False) for m in prompt]
+    flagged += [Message(m.role, m.content, m.tool_calls, m.tool_call_id, m.name, trainable=m.role == "assistant")
+                for m in completion]
+    tokens, weights = renderer.build_supervised_example(flagged, TrainOnWhat.CUSTOMIZED)
+    return datum_from_tokens_weights(tokens, weights, max_length)
+
+
+def comparison_to_dpo_datums(labeled: LabeledComparison, renderer: Renderer, max_length: int | None) -> list[Datum]:
+    """``[chosen, rejected]`` for a preference, ``[]`` for a tie."""
+    if labeled.label == "Tie":
+        return []
+    chosen, rejected = labeled.chosen_and_rejected
+    prompt = labeled.comparison.prompt_conversation
+    return [_completion_sequence(renderer, prompt, chosen, max_length),
+            _completion_sequence(renderer, prompt, rejected, max_length)]
+
+
+@dataclass
+class PreferenceStats:
+    kept: int = 0
+    ties: int = 0
+    skipped: int = 0
+    reasons: list[str] = field(default_factory=list)
+
+
+def _row_of(lc: LabeledComparison) -> dict[str, Any]:
+    c = lc.comparison
+    dump = lambda ms: json.dumps([m.to_dict() for m in ms], ensure_ascii=False)  # noqa: E731
+    return {"prompt": dump(c.prompt_conversation), "a": dump(c.completion_A), "b": dump(c.completion_B),
+            "label": lc.label}
+
+
+def _from_row(row: dict[str, Any]) -> LabeledComparison:
+    return LabeledComparison(Comparison(to_messages(json.loads(row["prompt"])), to_messages(json.loads(row["a"])),
+                                        to_messages(json.loads(row["b"]))), row["label"])
+
+
+def dpo_dataset(comparisons: Iterable[LabeledComparison | InputError], renderer: Renderer, batch_size: int,
+                max_length: int | None = None) -> tuple[SupervisedDatasetFromHFDataset, PreferenceStats]:
+    """A supervised dataset whose batches hold ``batch_size`` comparisons = ``2 * batch_size`` datums,
+    chosen/rejected adjacent. Ties and unusable rows are left out and counted in the stats."""
+    stats = PreferenceStats()
+    rows = []
+    for lc in comparisons:
+        if isinstance(lc, InputError):
+            stats.skipped += 1
+            stats.reasons.append(str(lc))
+        elif lc.label == "Tie":
+            stats.ties += 1
+        else:
+            stats.kept += 1
+            rows.append(_row_of(lc))
+    if not rows:
+        raise PosttrainError(f"no usable comparisons ({stats.ties} ties, {stats.skipped} skipped)")
+    ds = datasets.Dataset.from_list(rows)
+    flatmap = lambda row: comparison_to_dpo_datums(_from_row(row), renderer, max_length)  # noqa: E731
+    return SupervisedDatasetFromHFDataset(ds, batch_size, flatmap_fn=flatmap), stats
+
+
+# -- sources ----------------------------------------------------------------------------------------
+
+
+def read_comparisons_jsonl(path: str) -> Iterable[LabeledComparison]:
+    """JSONL comparison format: ``{"prompt_conversation": [...], "completion_A": [...],
+    "completion_B": [...], "label": "A" | "B" | "Tie"}``. Errors name the file and line."""
+    import fsspec
+
+    with fsspec.open(path, "rt", encoding="utf-8", compression="infer") as f:
+        for line, row in iter_jsonl(f, source=path):
+            try:
+                if not isinstance(row, dict):
+                    raise PosttrainError(f"expected a JSON object, got {type(row).__name__}")
+                missing = [k for k in ("prompt_conversation", "completion_A", "completion_B", "label") if k not in row]
+                if missing:
+                    raise PosttrainError(f"missing {', '.join(missing)}")
+                comparison = Comparison.from_dicts(row["prompt_conversation"], row["completion_A"], row["completion_B"])
+                yield LabeledComparison(comparison, row["label"])
+            except (MessageError, PosttrainError) as err:
+                raise InputError(str(err), source=path, line=line) from err
+
+
+def _hhh_messages(text: str) -> list[dict[str, str]]:
+    parts = re.split(r"(\n\nHuman:|\n\nAssistant:|^Human:|^Assistant:)", text)
+    out = []
+    for delim, content in zip(parts[1::2], parts[2::2], strict=True):
+        role = "user" if delim.strip() == "Human:" else "assistant"
+        out.append({"role": role, "content": content.strip()})
+    return out
+
+
+def hhh_to_comparison(row: dict[str, Any]) -> LabeledComparison:
+    """Anthropic/hh-rlhf style: ``chosen``/``rejected`` transcripts sharing all but the last turn."""
+    chosen, rejected = _hhh_messages(row["chosen"]), _hhh_messages(row["rejected"])
+    if len(chosen) != len(rejected) or not chosen:
+        raise PosttrainError(f"chosen has {len(chosen)} turns, rejected {len(rejected)}; they must match")
+    if chosen[:-1] != rejected[:-1] or chosen[-1]["role"] != "assistant":
+        raise PosttrainError("chosen and rejected must share every turn but a final assistant turn")
+    return LabeledComparison(Comparison.from_dicts(chosen[:-1], [chosen[-1]], [rejected[-1]]), "A")
+
+
+def ultrafeedback_to_comparison(row: dict[str, Any]) -> LabeledComparison:
+    """UltraFeedback binarized: ``chosen``/``rejected`` message lists (HuggingFaceH4 layout) or
+    ``instruction`` + ``chosen_response``/``rejected_response`` (argilla layout)."""
+    if "instruction" in row:
+        prompt = [{"role": "user", "content": row["instruction"]}]
+        return LabeledComparison(Comparison.from_dicts(
+            prompt, [{"role": "assistant", "content": row["chosen_response"]}],
+            [{"role": "assistant", "content": row["rejected_response"]}]), "A")
+    chosen, rejected = row["chosen"], row["rejected"]
+    if chosen[:-1] != rejected[:-1]:
+        raise PosttrainError("chosen and rejected must share the prompt messages")
+    return LabeledComparison(Comparison.from_dicts(chosen[:-1], chosen[-1:], rejected[-1:]), "A")
+
+
+def _arena_messages(conv: list[dict[str, Any]]) -> list[dict[str, str]]:
+    out = []
+    for m in conv:
+        content = m["content"]
+        if isinstance(content, list):
+            if any(not isinstance(p, dict) or p.get("type") != "text" for p in content):
+                raise PosttrainError("non-text content (images) is not supported")
+            content = " ".join(p.get("text", "") for p in content)
+        out.append({"role": m["role"], "content": content})
+    return out
+
+
+def arena_to_comparison(row: dict[str, Any]) -> LabeledComparison:
+    """Chatbot-arena style: ``conversation_a``/``conversation_b`` and ``winner`` (model_a, model_b,
+    tie, tie (bothbad)). The prompt is the first user turn, as in tinker-cookbook."""
+    a, b = _arena_messages(row["conversation_a"]), _arena_messages(row["conversation_b"])
+    if len(a) < 2 or len(b) < 2 or a[-1]["role"] != "assistant" or b[-1]["role"] != "assistant":
+        raise PosttrainError("each conversation needs a user turn and must end with an assistant turn")
+    winner = row["winner"]
+    label: Label = "A" if winner == "model_a" else "B" if winner == "model_b" else "Tie"
+    if label == "Tie" and not str(winner).startswith("tie"):
+        raise PosttrainError(f"unknown winner {winner!r}")
+    return LabeledComparison(Comparison.from_dicts(a[:1], a[1:], b[1:]), label)
+
+
+def comparisons_from_rows(rows: Iterable[dict[str, Any]], convert: Callable[[dict[str, Any]], LabeledComparison],
+                          source: str) -> Iterable[LabeledComparison | InputError]:
+    """Convert hub rows; a row that cannot be converted yields an InputError (row number, reason)
+    for :func:`dpo_dataset` to count, instead of vanishing."""
+    for i, row in enumerate(rows, start=1):
+        try:
+            yield convert(row)
+        except (KeyError, TypeError) as err:
+            yield InputError(f"missing or malformed field {err}", source=source, line=i)
+        except (MessageError, PosttrainError) as err:
+            yield InputError(str(err), source=source, line=i)
+
+
+@dataclass
+class HubComparisonBuilder:
+    """Load a preference set with ``datasets.load_dataset(path)`` and split it as tinker-cookbook does:
+    train shuffled with seed 0; test = the first ``test_size`` rows of ``test_split`` shuffled with
+    seed 0, or, without a test split, of the shuffled train split (the rest is train)."""
+
+    path: str
+    convert: Callable[[dict[str, Any]], LabeledComparison]
+    split: str = "train"
+    test_split: str | None = None
+    test_size: int = 1024
+    revision: str | None = None
+
+    def __call__(self) -> tuple[list[LabeledComparison | InputError], list[LabeledComparison | InputError]]:
+        ds = datasets.load_dataset(self.path, split=self.split, revision=self.revision).shuffle(seed=0)
+        if self.test_split is not None:
+            test = datasets.load_dataset(self.path, split=self.test_split, revision=self.revision).shuffle(seed=0)
+            train, test = ds, test.take(self.test_size)
+        else:
+            test, train = ds.take(self.test_size), ds.skip(self.test_size)
+        return (list(comparisons_from_rows(train, self.convert, self.path)),
+                list(comparisons_from_rows(test, self.convert, self.path)))
+
+
+def hhh_builder(path: str = "Anthropic/hh-rlhf", **kw: Any) -> HubComparisonBuilder:
+    return HubComparisonBuilder(path, hhh_to_comparison, **{"test_split": "test", **kw})
+
+
+def ultrafeedback_builder(path: str = "argilla/ultrafeedback-binarized-preferences", **kw: Any) -> HubComparisonBuilder:
+    return HubComparisonBuilder(path, ultrafeedback_to_comparison, **kw)
+
+
+def arena_builder(path: str = "lmarena-ai/arena-human-preference-140k", **kw: Any) -> HubComparisonBuilder:
+    return HubComparisonBuilder(path, arena_to_comparison, **kw)

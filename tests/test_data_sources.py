@@ -1,0 +1,135 @@
+"""Sources: JSONL/Parquet/CSV (local and fsspec URLs), hub-style folders, validation errors with locations."""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import json
+
+import datasets
+import pytest
+
+from posttrain import InputError
+from posttrain.data.sources import load_conversations, load_conversations_with_report, stream_conversations
+
+GOOD = [
+    {"messages": [{"role": "user", "content": f"q{i} ünï"}, {"role": "assistant", "content": f"a{i}"}]} for i in range(5)
+]
+MIXED = {"messages": [{"role": "user", "content": [{"type": "text", "text": "parts"}]},
+                      {"role": "assistant", "content": "ok", "reasoning_content": "because"}]}
+
+
+def write_jsonl(path, rows, extra_lines=()):
+    text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows) + "".join(extra_lines)
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def contents(ds):
+    return [[m["content"] for m in row["messages"]] for row in ds]
+
+
+def test_jsonl_local_url_and_gzip(tmp_path):
+    p = write_jsonl(tmp_path / "c.jsonl", [*GOOD, MIXED])
+    ds = load_conversations(str(p))
+    assert len(ds) == 6 and contents(ds)[0] == ["q0 ünï", "a0"]
+    # mixed shapes land in one canonical schema: parts joined, reasoning kept as "thinking"
+    assert ds[5]["messages"][1]["thinking"] == "because" and ds[5]["messages"][0]["content"] == "parts"
+    assert contents(load_conversations(f"file://{p}")) == contents(ds)
+    gz = tmp_path / "c.jsonl.gz"
+    gz.write_bytes(gzip.compress(p.read_bytes()))
+    assert contents(load_conversations(str(gz))) == contents(ds)
+
+
+def test_memory_fsspec_url():
+    import fsspec
+
+    with fsspec.open("memory://bucket/data.jsonl", "w") as f:
+        f.write("".join(json.dumps(r) + "\n" for r in GOOD))
+    assert len(load_conversations("memory://bucket/data.jsonl")) == 5
+
+
+def test_parquet_and_csv(tmp_path):
+    pq = tmp_path / "c.parquet"
+    datasets.Dataset.from_list(GOOD).to_parquet(str(pq))
+    assert contents(load_conversations(str(pq))) == contents(GOOD)
+    cs = tmp_path / "c.csv"
+    with cs.open("w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(["id", "messages"])
+        for i, r in enumerate(GOOD):
+            w.writerow([i, json.dumps(r["messages"], ensure_ascii=False)])
+    assert contents(load_conversations(str(cs))) == contents(GOOD)
+
+
+def test_hub_style_folder_and_hub_prefix(tmp_path):
+    """A folder laid out like a hub dataset repo goes through datasets.load_dataset, as a hub id does."""
+    repo = tmp_path / "org" / "chat-data"
+    (repo / "data").mkdir(parents=True)
+    datasets.Dataset.from_list(GOOD[:3]).to_parquet(str(repo / "data" / "train-00000-of-00001.parquet"))
+    datasets.Dataset.from_list(GOOD[3:]).to_parquet(str(repo / "data" / "test-00000-of-00001.parquet"))
+    (repo / "README.md").write_text("---\nlicense: mit\n---\n# chat data\n", encoding="utf-8")
+    assert len(load_conversations(str(repo))) == 3
+    assert len(load_conversations(str(repo), split="test")) == 2
+    assert len(load_conversations("hub:" + str(repo), split="test")) == 2
+
+
+@pytest.mark.parametrize(
+    ("lines", "pattern"),
+    [
+        ([json.dumps(GOOD[0]), "{oops"], r"c\.jsonl:2: invalid JSON"),
+        ([json.dumps(GOOD[0]), "", json.dumps({"msgs": []})], r"c\.jsonl:3: missing 'messages'"),
+        ([json.dumps({"messages": "hi"})], r"c\.jsonl:1: .*must be a list of messages, got str"),
+        ([json.dumps({"messages": []})], r"c\.jsonl:1: .*at least one message"),
+        ([json.dumps({"messages": [{"role": "user", "content": 5}]})], r"c\.jsonl:1: message 0, field 'content'"),
+        ([json.dumps(GOOD[0]), json.dumps({"messages": [{"role": "user", "content": "a"}, {"role": "x", "content": "b"}]})],
+         r"c\.jsonl:2: message 1, field 'role': unknown role 'x'"),
+    ],
+)
+def test_bad_rows_stop_with_location(tmp_path, lines, pattern):
+    p = tmp_path / "c.jsonl"
+    p.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    with pytest.raises(InputError, match=pattern):
+        load_conversations(str(p))
+
+
+def test_skip_invalid_reports_count_and_reasons(tmp_path):
+    p = write_jsonl(tmp_path / "c.jsonl", GOOD[:2], ["{bad json\n", json.dumps({"messages": []}) + "\n"])
+    ds, report = load_conversations_with_report(str(p), skip_invalid=True)
+    assert len(ds) == 2 and report.skipped == 2
+    assert "c.jsonl:3: invalid JSON" in report.reasons[0] and "c.jsonl:4:" in report.reasons[1]
+
+
+def test_csv_and_parquet_errors_name_the_row(tmp_path):
+    cs = tmp_path / "c.csv"
+    cs.write_text('messages\n"[{""role"": ""user"", ""content"": ""a""}]"\n"not json"\n', encoding="utf-8")
+    with pytest.raises(InputError, match=r"c\.csv:3: column 'messages' is not valid JSON"):
+        load_conversations(str(cs))
+    (tmp_path / "nomsg.csv").write_text("text\nhello\n", encoding="utf-8")
+    with pytest.raises(InputError, match=r"nomsg\.csv:1: CSV needs a 'messages' column"):
+        load_conversations(str(tmp_path / "nomsg.csv"))
+    pq = tmp_path / "c.parquet"
+    datasets.Dataset.from_list([*GOOD[:2], {"messages": [{"role": "robot", "content": "x"}]}]).to_parquet(str(pq))
+    with pytest.raises(InputError, match=r"c\.parquet:3: message 0, field 'role'"):
+        load_conversations(str(pq))
+
+
+def test_unknown_format_and_empty(tmp_path):
+    (tmp_path / "x.txt").write_text("hi", encoding="utf-8")
+    with pytest.raises(Exception, match=r"unknown data format \.txt"):
+        load_conversations(str(tmp_path / "x.txt"))
+    (tmp_path / "empty.jsonl").write_text("\n\n", encoding="utf-8")
+    with pytest.raises(InputError, match="no conversations found"):
+        load_conversations(str(tmp_path / "empty.jsonl"))
+
+
+def test_stream_conversations_jsonl_and_parquet(tmp_path):
+    p = write_jsonl(tmp_path / "c.jsonl", GOOD)
+    assert contents(stream_conversations(str(p))) == contents(GOOD)
+    pq = tmp_path / "c.parquet"
+    datasets.Dataset.from_list([*GOOD, {"messages": [{"role": "robot", "content": "x"}]}]).to_parquet(str(pq))
+    with pytest.raises(InputError, match=r"c\.parquet:6: message 0, field 'role'"):
+        list(stream_conversations(str(pq)))
+    bad = write_jsonl(tmp_path / "bad.jsonl", GOOD[:1], ["{nope\n"])
+    with pytest.raises(InputError, match=r"bad\.jsonl:2: invalid JSON"):
+        list(stream_conversations(str(bad)))
