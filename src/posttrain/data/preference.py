@@ -194,16 +194,21 @@ def _arena_messages(conv: list[dict[str, Any]]) -> list[dict[str, str]]:
     return out
 
 
+# lmsys/chatbot_arena_conversations writes "tie (bothbad)", lmarena-ai's 140k set "both_bad".
+_ARENA_WINNERS: dict[str, Label] = {"model_a": "A", "model_b": "B", "tie": "Tie", "tie (bothbad)": "Tie",
+                                    "both_bad": "Tie"}
+
+
 def arena_to_comparison(row: dict[str, Any]) -> LabeledComparison:
-    """Chatbot-arena style: ``conversation_a``/``conversation_b`` and ``winner`` (model_a, model_b,
-    tie, tie (bothbad)). The prompt is the first user turn, as in tinker-cookbook."""
+    """Chatbot-arena style: ``conversation_a``/``conversation_b`` and ``winner``. The prompt is the
+    first user turn, as in tinker-cookbook."""
     a, b = _arena_messages(row["conversation_a"]), _arena_messages(row["conversation_b"])
     if len(a) < 2 or len(b) < 2 or a[-1]["role"] != "assistant" or b[-1]["role"] != "assistant":
         raise PosttrainError("each conversation needs a user turn and must end with an assistant turn")
     winner = row["winner"]
-    label: Label = "A" if winner == "model_a" else "B" if winner == "model_b" else "Tie"
-    if label == "Tie" and not str(winner).startswith("tie"):
-        raise PosttrainError(f"unknown winner {winner!r}")
+    if winner not in _ARENA_WINNERS:
+        raise PosttrainError(f"unknown winner {winner!r} (expected one of {', '.join(sorted(_ARENA_WINNERS))})")
+    label = _ARENA_WINNERS[winner]
     return LabeledComparison(Comparison.from_dicts(a[:1], a[1:], b[1:]), label)
 
 
