@@ -46,18 +46,20 @@ class Text:
 
 
 Piece = Special | Text
-ChunkKind = Literal["bos", "header", "output", "stop_overlap", "generation_header"]
+ChunkKind = Literal["bos", "header", "output", "stop_overlap", "suffix", "generation_header"]
 
 
 @dataclass(frozen=True)
 class RenderedMessage:
     """One message as pieces: ``header`` (observed, never trained except with ALL_TOKENS),
-    ``output`` (what the model produces for this turn, end-of-turn marker included), and
-    ``stop_overlap`` (stop-sequence tail appended only after the last message; role_colon)."""
+    ``output`` (what the model produces for this turn, end-of-turn marker included),
+    ``stop_overlap`` (stop-sequence tail appended only after the last message; role_colon), and
+    ``suffix`` (observed text after the end-of-turn marker, such as Qwen's ``"\n"`` after ``<|im_end|>``)."""
 
     header: list[Piece]
     output: list[Piece]
     stop_overlap: list[Piece] = field(default_factory=list)
+    suffix: list[Piece] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -266,6 +268,7 @@ class Renderer(ABC):
             spans += [_Span(p, out_w, "output", idx) for p in rendered.output]
             if ctx.is_last and train_on_what is not None:
                 spans += [_Span(p, out_w, "stop_overlap", idx) for p in rendered.stop_overlap]
+            spans += [_Span(p, header_w, "suffix", idx) for p in rendered.suffix]
         return spans
 
     def _encode(self, spans: list[_Span]) -> SupervisedExample:
