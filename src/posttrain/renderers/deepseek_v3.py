@@ -1,0 +1,131 @@
+"""DeepSeek V3 chat formats.
+
+* ``deepseekv3`` follows the **DeepSeek-V3** HF chat template (``deepseek-v3`` ``tokenizer_config.json``)::
+
+      <｜begin▁of▁sentence｜>{system}<｜User｜>{user}<｜Assistant｜>{reply}<｜end▁of▁sentence｜>...
+
+  The generation prompt ends with ``<｜Assistant｜>``. Nothing is dropped from history, so it has the
+  extension property.
+
+* ``deepseekv3_thinking`` follows the **DeepSeek-V3.1** template with ``thinking=True``: the
+  generation prompt ends with ``<｜Assistant｜><think>``; the model writes
+  ``{reasoning}</think>{reply}<｜end▁of▁sentence｜>``. Earlier assistant turns are written as the
+  template writes history, ``<｜Assistant｜></think>{reply}<｜end▁of▁sentence｜>`` (reasoning dropped),
+  so it lacks the extension property. The last assistant turn of a supervised example is the
+  generation prompt followed by that turn's output.
+
+Both templates put every system message, joined by ``"\\n\\n"``, right after BOS; posttrain requires
+system messages to come first so that each message keeps its place. Tool calls are not rendered by
+these renderers (an error names the message). Message text never becomes a control token; the
+V3.1 template's stripping of text before ``</think>`` in history content is not applied.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import ClassVar
+
+from posttrain.errors import MessageError
+from posttrain.messages import Message, TextPart, ThinkingPart
+from posttrain.renderers.base import (
+    Piece,
+    RenderContext,
+    RenderedMessage,
+    Renderer,
+    Special,
+    Text,
+    text_content,
+)
+
+BOS, EOS = "<｜begin▁of▁sentence｜>", "<｜end▁of▁sentence｜>"
+USER, ASSISTANT = "<｜User｜>", "<｜Assistant｜>"
+THINK, END_THINK = "<think>", "</think>"
+
+
+class DeepSeekV3Renderer(Renderer):
+    name = "deepseekv3"
+    merge_text_runs = True
+    has_extension_property = True
+    thinking: ClassVar[bool] = False
+
+    def bos_pieces(self) -> list[Piece]:
+        return [Special(BOS)]
+
+    def check_messages(self, messages: list[Message]) -> None:
+        seen_other = False
+        for i, m in enumerate(messages):
+            if m.role in ("system", "developer"):
+                if seen_other:
+                    raise MessageError("DeepSeek templates move system messages to the start; put them first",
+                                       message_index=i, field="role")
+            else:
+                seen_other = True
+            if m.role == "tool" or m.tool_calls:
+                raise MessageError(f"{self.name} does not render tool calls or tool results",
+                                   message_index=i, field="tool_calls" if m.tool_calls else "role")
+            if m.thinking is not None and (m.role != "assistant" or not self.thinking):
+                raise MessageError(f"{self.name} has no place for this message's reasoning"
+                                   + ("; use deepseekv3_thinking" if m.role == "assistant" else ""),
+                                   message_index=i, field="content")
+
+    def render_message(self, ctx: RenderContext) -> RenderedMessage:
+        m = ctx.message
+        if m.role in ("system", "developer"):
+            sep = [Text("\n\n")] if ctx.idx > 0 else []
+            return RenderedMessage([], [*sep, Text(m.text, content=True)])
+        if m.role == "user":
+            return RenderedMessage([Special(USER)], [Text(m.text, content=True)])
+        return self._assistant(ctx)
+
+    def _assistant(self, ctx: RenderContext) -> RenderedMessage:
+        return RenderedMessage([Special(ASSISTANT)], [Text(text_content(ctx, self.name), content=True), Special(EOS)])
+
+    def generation_header(self, role: str, ctx: RenderContext) -> list[Piece]:
+        if role != "assistant":
+            raise MessageError(f"{self.name} can only open an assistant turn, not {role!r}")
+        return [Special(ASSISTANT)]
+
+    def get_stop_sequences(self) -> list[int]:
+        return [self.special_id(EOS)]
+
+    def parse_response(self, tokens: Sequence[int]) -> tuple[Message, bool]:
+        eos = self.special_id(EOS)
+        toks = list(tokens)
+        ended = eos in toks
+        if ended:
+            toks = toks[: toks.index(eos)]
+        return Message(role="assistant", content=self.tokenizer.decode(toks)), ended
+
+
+class DeepSeekV3ThinkingRenderer(DeepSeekV3Renderer):
+    name = "deepseekv3_thinking"
+    has_extension_property = False
+    thinking = True
+
+    def _assistant(self, ctx: RenderContext) -> RenderedMessage:
+        m = ctx.message
+        after_user = ctx.idx > 0 and ctx.messages[ctx.idx - 1].role == "user"
+        header: list[Piece] = [Special(ASSISTANT)] if after_user else []
+        reply = [Text(m.text, content=True), Special(EOS)]
+        if ctx.is_last and after_user:
+            # The turn being produced: the prompt pre-fills <think>, the model writes the rest.
+            reasoning = m.thinking or ""
+            return RenderedMessage([*header, Special(THINK)],
+                                   [Text(reasoning, content=True), Special(END_THINK), *reply])
+        return RenderedMessage(header, ([Special(END_THINK)] if after_user else []) + reply)
+
+    def generation_header(self, role: str, ctx: RenderContext) -> list[Piece]:
+        return [*super().generation_header(role, ctx), Special(THINK)]
+
+    def parse_response(self, tokens: Sequence[int]) -> tuple[Message, bool]:
+        message, ended = super().parse_response(tokens)
+        end_think = self.special_id(END_THINK)
+        toks = list(tokens)
+        if end_think not in toks:
+            return message, False
+        cut = toks.index(end_think)
+        reasoning = self.tokenizer.decode(toks[:cut])
+        rest = toks[cut + 1 :]
+        eos = self.special_id(EOS)
+        reply = self.tokenizer.decode(rest[: rest.index(eos)] if eos in rest else rest)
+        return Message(role="assistant", content=(ThinkingPart(reasoning), TextPart(reply))), ended
