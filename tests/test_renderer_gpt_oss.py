@@ -1,0 +1,165 @@
+"""gpt-oss renderers vs openai-harmony (OpenAI's reference Harmony encoder), offline with o200k_base."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from posttrain import MessageError, TrainOnWhat, get_renderer, get_tokenizer
+from posttrain.offline.openai_mistral import harmony_encodings_dir
+from posttrain.renderers.gpt_oss import GptOssRenderer
+from tests.corpus import CONVERSATION_IDS, CONVERSATIONS, control_token_conversations
+
+THINKING = [
+    [{"role": "user", "content": "2+2?"},
+     {"role": "assistant", "content": [{"type": "thinking", "thinking": "Add them: 4."}, {"type": "text", "text": "4"}]}],
+    [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"},
+     {"role": "assistant", "content": [{"type": "thinking", "thinking": "greet back"}, {"type": "text", "text": "Hello!"}]},
+     {"role": "user", "content": "2+3?"},
+     {"role": "assistant", "content": [{"type": "thinking", "thinking": "five"}, {"type": "text", "text": "5"}]},
+     {"role": "user", "content": "Bye"},
+     {"role": "assistant", "content": [{"type": "thinking", "thinking": "farewell"}, {"type": "text", "text": "See you."}]}],
+]
+NAMES = ["gpt_oss_no_sysprompt", "gpt_oss_low_reasoning", "gpt_oss_medium_reasoning", "gpt_oss_high_reasoning"]
+
+
+@pytest.fixture(scope="module")
+def harmony():
+    os.environ["TIKTOKEN_ENCODINGS_BASE"] = str(harmony_encodings_dir())
+    import openai_harmony as h
+
+    return h, h.load_harmony_encoding(h.HarmonyEncodingName.HARMONY_GPT_OSS)
+
+
+@pytest.fixture(scope="module")
+def tok():
+    return get_tokenizer("posttrain:gpt-oss")
+
+
+def to_harmony(h, renderer, msgs):
+    out = []
+    if renderer.reasoning_effort is not None:
+        effort = {"low": h.ReasoningEffort.LOW, "medium": h.ReasoningEffort.MEDIUM, "high": h.ReasoningEffort.HIGH}
+        sys = h.SystemContent.new().with_reasoning_effort(effort[renderer.reasoning_effort])
+        sys = sys.with_conversation_start_date(renderer.current_date) if renderer.current_date else sys
+        out.append(h.Message.from_role_and_content(h.Role.SYSTEM, sys))
+    for m in msgs:
+        if m["role"] == "system":
+            out.append(h.Message.from_role_and_content(h.Role.DEVELOPER,
+                                                       h.DeveloperContent.new().with_instructions(m["content"])))
+        elif m["role"] == "user":
+            out.append(h.Message.from_role_and_content(h.Role.USER, m["content"]))
+        else:
+            parts = m["content"] if isinstance(m["content"], list) else [{"type": "text", "text": m["content"]}]
+            for p in parts:
+                if p["type"] == "thinking":
+                    out.append(h.Message.from_role_and_content(h.Role.ASSISTANT, p["thinking"]).with_channel("analysis"))
+            text = "".join(p["text"] for p in parts if p["type"] == "text")
+            out.append(h.Message.from_role_and_content(h.Role.ASSISTANT, text).with_channel("final"))
+    return out
+
+
+@pytest.fixture(scope="module", params=NAMES)
+def renderer(request, tok):
+    return get_renderer(request.param, tok)
+
+
+def completion(h, enc, renderer, msgs):
+    return enc.render_conversation_for_completion(h.Conversation.from_messages(to_harmony(h, renderer, msgs)),
+                                                  h.Role.ASSISTANT)
+
+
+@pytest.mark.parametrize("msgs", CONVERSATIONS + THINKING, ids=CONVERSATION_IDS + ["think0", "think1"])
+def test_generation_prompt_equals_harmony(renderer, harmony, msgs):
+    h, enc = harmony
+    for k in range(1, len(msgs) + 1):
+        if msgs[k - 1]["role"] == "user":
+            assert renderer.build_generation_prompt(msgs[:k]) == completion(h, enc, renderer, msgs[:k])
+
+
+@pytest.mark.parametrize("msgs", CONVERSATIONS, ids=CONVERSATION_IDS)
+def test_full_sequence_equals_harmony_training_render(renderer, harmony, msgs):
+    h, enc = harmony
+    ref = enc.render_conversation_for_training(h.Conversation.from_messages(to_harmony(h, renderer, msgs)))
+    assert renderer.build_supervised_example(msgs).tokens == ref
+
+
+@pytest.mark.parametrize("msgs", THINKING, ids=["think0", "think1"])
+def test_produced_turn_keeps_its_reasoning(renderer, harmony, msgs):
+    """Prompt as Harmony completes it, then the produced turn as Harmony renders its messages."""
+    h, enc = harmony
+    prompt = completion(h, enc, renderer, msgs[:-1])
+    last = to_harmony(h, renderer, msgs[-1:]) if renderer.reasoning_effort is None else to_harmony(
+        h, renderer, msgs[-1:])[1:]
+    start = enc.encode("<|start|>assistant", allowed_special="all")
+    turn = [t for m in last[:-1] for t in enc.render(m)]
+    turn += enc.render_conversation_for_training(h.Conversation.from_messages(last[-1:]))
+    assert turn[: len(start)] == start
+    assert renderer.build_supervised_example(msgs).tokens == prompt + turn[len(start):]
+
+
+def test_earlier_reasoning_dropped_as_harmony_drops_it(tok):
+    r = get_renderer("gpt_oss_no_sysprompt", tok)
+    text = tok.decode(r.build_generation_prompt(THINKING[1][:-1]))
+    assert "greet back" not in text and "five" in text  # Harmony drops analysis before the first final only
+    assert not r.has_extension_property
+
+
+@pytest.mark.parametrize("msgs", CONVERSATIONS[:10] + THINKING, ids=CONVERSATION_IDS[:10] + ["t0", "t1"])
+def test_parse_response_round_trip(tok, msgs):
+    r = get_renderer("gpt_oss_medium_reasoning", tok)
+    ex = r.build_supervised_example(msgs)
+    parsed, ok = r.parse_response([t for t, w in zip(ex.tokens, ex.weights, strict=True) if w > 0])
+    assert ok
+    last = msgs[-1]["content"]
+    if isinstance(last, str):
+        assert parsed.text == last and parsed.thinking is None
+    else:
+        assert parsed.text == next(p["text"] for p in last if p["type"] == "text")
+        assert parsed.thinking == next(p["thinking"] for p in last if p["type"] == "thinking")
+
+
+def test_observation_equals_generation_prompt(renderer):
+    for msgs in CONVERSATIONS[:8]:
+        ex = renderer.build_supervised_example(msgs)
+        prompt = renderer.build_generation_prompt(msgs[:-1])
+        assert ex.tokens[: len(prompt)] == prompt and not any(ex.weights[: len(prompt)])
+        assert ex.weights[len(prompt)] > 0
+
+
+def test_current_date_is_configurable_and_matches_harmony(tok, harmony):
+    h, enc = harmony
+    r = GptOssRenderer(tok, reasoning_effort="high", current_date="2025-06-28")
+    msgs = CONVERSATIONS[0][:1]
+    assert r.build_generation_prompt(msgs) == completion(h, enc, r, msgs)
+    assert "Current date: 2025-06-28" in tok.decode(r.build_generation_prompt(msgs))
+    with pytest.raises(ValueError, match="reasoning_effort must be one of"):
+        GptOssRenderer(tok, reasoning_effort="extreme")
+
+
+@pytest.mark.parametrize("msgs", control_token_conversations())
+def test_control_token_text_stays_text(renderer, harmony, msgs):
+    h, enc = harmony
+    ex = renderer.build_supervised_example(msgs, TrainOnWhat.ALL_MESSAGES)
+    tok = renderer.tokenizer
+    assert not [ex.tokens[i] for i in ex.content_token_indices() if ex.tokens[i] in tok.added_ids]
+    # Harmony encodes message text as text too: full equality, control strings included.
+    ref = enc.render_conversation_for_training(h.Conversation.from_messages(to_harmony(h, renderer, msgs)))
+    assert ex.tokens == ref
+
+
+def test_tool_messages_are_rejected_with_index(tok):
+    r = get_renderer("gpt_oss_no_sysprompt", tok)
+    with pytest.raises(MessageError, match="message 2, field 'role'"):
+        r.build_supervised_example([{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"},
+                                    {"role": "tool", "content": "c"}, {"role": "assistant", "content": "d"}])
+
+
+def test_offline_tokenizer_matches_harmony_ids(tok, harmony):
+    h, enc = harmony
+    for text in [m["content"] for c in CONVERSATIONS for m in c]:
+        assert tok.encode(text) == enc.encode(text, allowed_special=set())
+    for name in ("<|start|>", "<|end|>", "<|message|>", "<|channel|>", "<|return|>", "<|call|>", "<|constrain|>",
+                 "<|endoftext|>", "<|startoftext|>"):
+        assert [tok.token_id(name)] == enc.encode(name, allowed_special="all")
