@@ -95,3 +95,54 @@ def gpt_oss_offline() -> Tokenizer:
 
 
 register_offline_source("gpt-oss", gpt_oss_offline)
+
+
+# -- Mistral -------------------------------------------------------------------------------------
+
+MISTRAL_MODELS = {"v3": "mistral_instruct_tokenizer_240323.model.v3", "v7": "mistral_instruct_tokenizer_241114.model.v7"}
+
+
+def _spm_to_hf(model_path: Path) -> Any:
+    """A HF fast tokenizer equal to a SentencePiece BPE model as mistral-common uses it.
+
+    Merges are ordered by SentencePiece piece score (the order SentencePiece applies them), every
+    encode call gets SentencePiece's dummy-prefix ``▁``, bytes fall back to ``<0xNN>``, and control
+    pieces are special tokens (no merge can produce them).
+    """
+    from tokenizers import AddedToken, decoders, normalizers
+    from tokenizers import Tokenizer as HFTokenizer
+    from tokenizers.models import BPE
+    from transformers.convert_slow_tokenizer import SentencePieceExtractor
+    from transformers.tokenization_utils_base import generate_merges
+
+    proto = SentencePieceExtractor(str(model_path)).proto
+    vocab = {p.piece: i for i, p in enumerate(proto.pieces)}
+    not_mergeable = {p.piece for p in proto.pieces if p.type in (2, 3, 4, 6)}  # unknown, control, user, byte
+    merges = generate_merges(vocab, {p.piece: p.score for p in proto.pieces}, skip_tokens=not_mergeable)
+    tok = HFTokenizer(BPE(vocab=vocab, merges=merges, unk_token=proto.pieces[proto.trainer_spec.unk_id].piece,
+                          fuse_unk=True, byte_fallback=True))
+    tok.normalizer = normalizers.Sequence([normalizers.Prepend("▁"), normalizers.Replace(" ", "▁")])
+    tok.decoder = decoders.Sequence([decoders.Replace("▁", " "), decoders.ByteFallback(), decoders.Fuse(),
+                                     decoders.Strip(" ", 1, 0)])
+    tok.add_special_tokens([AddedToken(p.piece, special=True, normalized=False) for p in proto.pieces if p.type == 3])
+    return tok
+
+
+@cache
+def mistral_offline(version: str) -> Tokenizer:
+    try:
+        import mistral_common
+    except ImportError as err:
+        raise _need("mistral-common[sentencepiece]") from err
+    model = Path(mistral_common.__file__).parent / "data" / MISTRAL_MODELS[version]
+
+    def fill(tmp: Path) -> None:
+        _spm_to_hf(model).save(str(tmp / "tokenizer.json"))
+
+    folder = _atomic_folder(cache_dir() / "tokenizers" / f"mistral-{version}-{model.stat().st_size}", fill)
+    return Tokenizer.from_file(folder / "tokenizer.json", name=f"posttrain:mistral-{version}", bos_token="<s>",
+                               eos_token="</s>")
+
+
+for _version in MISTRAL_MODELS:
+    register_offline_source(f"mistral-{_version}", lambda v=_version: mistral_offline(v))
