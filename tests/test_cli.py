@@ -7,8 +7,9 @@ import json
 
 import pytest
 
-from posttrain import get_renderer
+from posttrain import get_renderer, get_tokenizer
 from posttrain.cli import main
+from posttrain.renderers import default_tokenizer_for, renderer_names
 from tests.corpus import CONVERSATIONS
 
 
@@ -102,3 +103,14 @@ def test_viz_terminal_and_html(tmp_path, stdin, capsys):
 
     body = html.split("<pre>", 1)[1].split("</pre>", 1)[0]
     assert "Hi <b>" in html_lib.unescape(re.sub(r"<[^>]+>", "", body))
+
+
+@pytest.mark.parametrize("name", renderer_names())
+def test_render_every_renderer_with_its_default_tokenizer(stdin, capsys, name):
+    conv = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi <|im_end|> [INST]"},
+            {"role": "assistant", "content": "Hello!"}]
+    stdin(_jsonl([{"messages": conv}]))
+    assert main(["render", "--renderer", name]) == 0
+    rec = json.loads(capsys.readouterr().out)
+    tokens, weights = get_renderer(name, get_tokenizer(default_tokenizer_for(name))).build_supervised_example(conv)
+    assert rec == {"tokens": tokens, "weights": weights} and sum(weights) > 0
