@@ -91,7 +91,11 @@ class Tokenizer:
         return enc.ids, enc.offsets
 
     def encode_batch(self, texts: Sequence[str]) -> list[list[int]]:
+        """:meth:`encode` of many texts in one call (parallel in the tokenizers library)."""
         return [e.ids for e in self._text_backend.encode_batch(list(texts), add_special_tokens=False)]
+
+    def encode_batch_with_offsets(self, texts: Sequence[str]) -> list[tuple[list[int], list[tuple[int, int]]]]:
+        return [(e.ids, e.offsets) for e in self._text_backend.encode_batch(list(texts), add_special_tokens=False)]
 
     def decode(self, ids: Sequence[int], skip_special_tokens: bool = False) -> str:
         return self.backend.decode(list(ids), skip_special_tokens=skip_special_tokens)

@@ -18,7 +18,6 @@ Two encoding policies exist, chosen per family to match its official encoder:
 
 from __future__ import annotations
 
-import bisect
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -271,75 +270,93 @@ class Renderer(ABC):
             spans += [_Span(p, header_w, "suffix", idx) for p in rendered.suffix]
         return spans
 
+    def encode_texts(self, texts: list[str]) -> list[list[int]]:
+        """Encode many texts in one call (the tokenizer parallelizes); override with :meth:`encode_text`."""
+        return self.tokenizer.encode_batch(texts)
+
     def _encode(self, spans: list[_Span]) -> SupervisedExample:
+        # Pass 1: units — a control token, or text spans encoded as one string (one span each when
+        # merge_text_runs is off). Template text seen before comes from the cache.
+        units: list[tuple[list[_Span], int]] = []  # (spans, index into the batch or -1)
+        plain: list[str] = []  # single-span texts: ids only
+        merged: list[str] = []  # multi-span runs: ids and offsets
+        i = 0
+        while i < len(spans):
+            if isinstance(spans[i].piece, Special):
+                units.append(([spans[i]], -1))
+                i += 1
+                continue
+            j = i + 1
+            if self.merge_text_runs:
+                while j < len(spans) and isinstance(spans[j].piece, Text):
+                    j += 1
+            run = [s for s in spans[i:j] if s.piece.text]  # type: ignore[union-attr]
+            i = j
+            if len(run) == 1:
+                piece = run[0].piece
+                if not piece.content and piece.text in self._template_cache:  # type: ignore[union-attr]
+                    units.append((run, -1))
+                else:
+                    units.append((run, len(plain)))
+                    plain.append(piece.text)  # type: ignore[union-attr]
+            elif run:
+                units.append((run, -2 - len(merged)))
+                merged.append("".join(s.piece.text for s in run))  # type: ignore[union-attr]
+        plain_ids = self.encode_texts(plain) if plain else []
+        merged_enc = self.tokenizer.encode_batch_with_offsets(merged) if merged else []
+
+        # Pass 2: emit tokens, weights and chunks.
         tokens: list[int] = []
         weights: list[float] = []
         chunks: list[Chunk] = []
 
         def emit(span: _Span, ids: list[int], ws: list[float] | None = None) -> None:
+            if not ids:
+                return
             start = len(tokens)
             tokens.extend(ids)
             weights.extend(ws if ws is not None else [span.weight] * len(ids))
-            if ids:
-                p = span.piece
-                chunks.append(
-                    Chunk(span.kind, span.message_index, start, len(tokens), span.weight,
-                          isinstance(p, Text) and p.content, isinstance(p, Special))
-                )
+            p = span.piece
+            chunks.append(Chunk(span.kind, span.message_index, start, len(tokens), span.weight,
+                                isinstance(p, Text) and p.content, isinstance(p, Special)))
 
-        i = 0
-        while i < len(spans):
-            span = spans[i]
-            if isinstance(span.piece, Special):
-                emit(span, [self.special_id(span.piece.token)])
-                i += 1
-                continue
-            if not self.merge_text_runs:
-                emit(span, self._encode_piece(span.piece))
-                i += 1
-                continue
-            j = i
-            while j < len(spans) and isinstance(spans[j].piece, Text):
-                j += 1
-            self._encode_text_run(spans[i:j], emit)
-            i = j
+        for run, ref in units:
+            piece = run[0].piece
+            if isinstance(piece, Special):
+                emit(run[0], [self.special_id(piece.token)])
+            elif ref == -1:
+                emit(run[0], self._template_cache[piece.text])
+            elif ref >= 0:
+                ids = plain_ids[ref]
+                if not piece.content:
+                    self._template_cache[piece.text] = ids
+                emit(run[0], ids)
+            else:
+                ids, offsets = merged_enc[-2 - ref]
+                self._emit_run(run, ids, offsets, emit)
         return SupervisedExample(tokens, weights, chunks)
 
-    def _encode_piece(self, piece: Text) -> list[int]:
-        # Template text ("user", "\n\n") repeats in every message: encode it once per renderer.
-        if piece.content:
-            return self.encode_text(piece.text)
-        ids = self._template_cache.get(piece.text)
-        if ids is None:
-            ids = self._template_cache[piece.text] = self.encode_text(piece.text)
-        return ids
-
-    def _encode_text_run(self, run: list[_Span], emit: Any) -> None:
-        run = [s for s in run if s.piece.text]  # type: ignore[union-attr]
-        if not run:
-            return
-        if len(run) == 1:
-            emit(run[0], self.encode_text(run[0].piece.text))  # type: ignore[union-attr]
-            return
-        starts: list[int] = []
+    @staticmethod
+    def _emit_run(run: list[_Span], ids: list[int], offsets: list[tuple[int, int]], emit: Any) -> None:
+        """Attribute a merged run's tokens to the piece each starts in; a token straddling pieces
+        takes the largest weight among them (trained if any of its characters is trained)."""
+        bounds: list[int] = []
         pos = 0
         for s in run:
-            starts.append(pos)
+            bounds.append(pos)
             pos += len(s.piece.text)  # type: ignore[union-attr]
-        ids, offsets = self.tokenizer.encode_with_offsets("".join(s.piece.text for s in run))  # type: ignore[union-attr]
-        # Group tokens by the piece their first character lies in; weight = max over covered pieces.
-        groups: list[tuple[int, list[int], list[float]]] = []
-        for tid, (a, b) in zip(ids, offsets, strict=True):
-            first = bisect.bisect_right(starts, a) - 1
-            last = max(first, bisect.bisect_right(starts, max(a, b - 1)) - 1)
-            w = max(run[k].weight for k in range(first, last + 1))
-            if groups and groups[-1][0] == first:
-                groups[-1][1].append(tid)
-                groups[-1][2].append(w)
-            else:
-                groups.append((first, [tid], [w]))
-        for k, ids_k, ws_k in groups:
-            emit(run[k], ids_k, ws_k)
+        k = 0  # piece of the current token's first character
+        start_tok = 0
+        ws: list[float] = []
+        for t, (a, b) in enumerate(offsets):
+            while k + 1 < len(run) and a >= bounds[k + 1]:
+                emit(run[k], ids[start_tok:t], ws[start_tok:t])
+                start_tok, k = t, k + 1
+            last = k
+            while last + 1 < len(run) and b > bounds[last + 1]:
+                last += 1
+            ws.append(max(run[x].weight for x in range(k, last + 1)) if last > k else run[k].weight)
+        emit(run[k], ids[start_tok:], ws[start_tok:])
 
 
 def _last_user_index(msgs: Sequence[Message]) -> int:

@@ -89,6 +89,10 @@ class Llama3Renderer(Renderer):
             return self.tokenizer.encode(text)
         return [t for part in _meta_slices(text) for t in self.tokenizer.encode(part)]
 
+    def encode_texts(self, texts: list[str]) -> list[list[int]]:
+        short = super().encode_texts([t if len(t) <= _MAX_RUN_CHARS else "" for t in texts])
+        return [ids if len(t) <= _MAX_RUN_CHARS else self.encode_text(t) for t, ids in zip(texts, short, strict=True)]
+
     def get_stop_sequences(self) -> list[int]:
         return [self.special_id(EOT), self.special_id(EOM)]
 
