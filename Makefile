@@ -27,6 +27,7 @@ test: $(VENV)/.installed-test
 
 bench: $(VENV)/.installed-test
 	$(BIN)/python benchmarks/bench_render.py
+	$(BIN)/python benchmarks/bench_streaming.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

@@ -59,10 +59,8 @@ def build_run(path: Path, renderer, *, max_length: int = 2048, order: list[int] 
         rendered.append((tokens, weights, renderer.tokenizer.decode(tokens)))
         if pos < BATCH:
             d = datum_from_tokens_weights(tokens, weights, max_length)
-            if chunks is not None and len(tokens) <= max_length:
-                sizes = [len(c) for c in chunks]
-                sizes[-1] -= 1  # input = tokens[:-1]
-                cuts = np.cumsum(sizes)[:-1]
+            if chunks is not None:  # keep the port's chunk structure, cut where the datum input ends
+                cuts = [c for c in np.cumsum([len(c) for c in chunks])[:-1] if c < len(d.input_tokens)]
                 d = Datum(tuple(np.split(d.input_tokens, cuts)), d.target_tokens, d.weights)
             datums.append(d)
     if batch_perm is not None:
@@ -118,6 +116,7 @@ def test_bos_added_by_every_chunk_encode(good, renderer, tmp_path):
     batch = [f for f in report.find("bos_duplication") if f.layer == "first_batch"][0]
     assert batch.evidence["chunks_starting_with_bos_a"] == BATCH
     assert batch.evidence["chunks_starting_with_bos_b"] == BATCH * 3
+    assert batch.evidence["bos_per_datum_a"] == [1] * BATCH and batch.evidence["bos_per_datum_b"] == [3] * BATCH
     assert "per-chunk encode adds special tokens" in batch.summary
     delta = report.find("length_delta")[0]
     assert delta.evidence["totals"] == {"extra_bos": 2 * BATCH, "different_sample": 0, "truncation": 0, "residual": 0}

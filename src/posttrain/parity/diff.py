@@ -369,20 +369,29 @@ def _diff_batch(a: RunArtifacts, b: RunArtifacts, align: _SnapshotAlignment | No
     da, db = a.first_batch["datums"], b.first_batch["datums"]
     out: list[Finding] = []
     pa, pb = [_datum_tokens(d) for d in da], [_datum_tokens(d) for d in db]
-    # Chunk-level BOS: the signature of a per-chunk encode that adds special tokens.
-    chunk_bos_a = sum(1 for ch, _, _ in pa for c in ch if c and c[0] == bos)
-    chunk_bos_b = sum(1 for ch, _, _ in pb for c in ch if c and c[0] == bos)
-    if bos is not None and chunk_bos_a != chunk_bos_b:
-        side = "B" if chunk_bos_b > chunk_bos_a else "A"
-        n_chunks = sum(len(ch) for ch, _, _ in (pb if side == "B" else pa))
-        out.append(Finding(
-            "first_batch", "bos_duplication",
-            f"run {side}: {max(chunk_bos_a, chunk_bos_b)} of {n_chunks} model_input chunks start with BOS "
-            f"(vs {min(chunk_bos_a, chunk_bos_b)}): the per-chunk encode adds special tokens — encode each chunk "
-            "with add_special_tokens=False and place BOS once",
-            {"bos_id": bos, "chunks_starting_with_bos_a": chunk_bos_a, "chunks_starting_with_bos_b": chunk_bos_b,
-             "leading_bos_per_datum_a": [_leading(sum(ch, []), bos) for ch, _, _ in pa],
-             "leading_bos_per_datum_b": [_leading(sum(ch, []), bos) for ch, _, _ in pb]}))
+    # BOS per datum and per chunk: extra BOS at chunk starts is the signature of a per-chunk encode
+    # that adds special tokens.
+    if bos is not None:
+        totals_a = [sum(c.count(bos) for c in ch) for ch, _, _ in pa]
+        totals_b = [sum(c.count(bos) for c in ch) for ch, _, _ in pb]
+        if totals_a != totals_b:
+            chunk_bos_a = sum(1 for ch, _, _ in pa for c in ch if c and c[0] == bos)
+            chunk_bos_b = sum(1 for ch, _, _ in pb for c in ch if c and c[0] == bos)
+            side, more = ("B", pb) if sum(totals_b) > sum(totals_a) else ("A", pa)
+            n_chunks = sum(len(ch) for ch, _, _ in more)
+            at_chunk_starts = max(chunk_bos_a, chunk_bos_b) > min(chunk_bos_a, chunk_bos_b)
+            cause = ("the extra BOS sit at chunk starts: the per-chunk encode adds special tokens — encode each "
+                     "chunk with add_special_tokens=False and place BOS once" if at_chunk_starts
+                     else "the extra BOS are inside chunks: special tokens are added when encoding pieces of text")
+            out.append(Finding(
+                "first_batch", "bos_duplication",
+                f"run {side} has {sum(totals_b if side == 'B' else totals_a)} BOS in {len(more)} datums vs "
+                f"{sum(totals_a if side == 'B' else totals_b)}; {max(chunk_bos_a, chunk_bos_b)} of {n_chunks} "
+                f"model_input chunks start with BOS (vs {min(chunk_bos_a, chunk_bos_b)}); {cause}",
+                {"bos_id": bos, "bos_per_datum_a": totals_a, "bos_per_datum_b": totals_b,
+                 "chunks_starting_with_bos_a": chunk_bos_a, "chunks_starting_with_bos_b": chunk_bos_b,
+                 "leading_bos_per_datum_a": [_leading(sum(ch, []), bos) for ch, _, _ in pa],
+                 "leading_bos_per_datum_b": [_leading(sum(ch, []), bos) for ch, _, _ in pb]}))
     # Align datums by content (BOS removed): a permutation means batch order differs.
     a_to_b = _align_prefix([_strip(sum(p[0], []), bos) for p in pa], [_strip(sum(p[0], []), bos) for p in pb])
     if all(j is not None for j in a_to_b) and a_to_b != list(range(len(pa))):
