@@ -137,6 +137,12 @@ class _Decoder:
         return self.tok.decode(list(tokens)) if self.tok is not None else None
 
 
+def _missing(layer: str, in_a: bool) -> Finding:
+    name = {"dataset_snapshot": "dataset_snapshot.json", "rendered_samples": "rendered_samples.json",
+            "first_batch": "first_batch_payload.json"}[layer]
+    return Finding(layer, "missing_artifact", f"run {'A' if in_a else 'B'} has no {name}")
+
+
 # -- layers -------------------------------------------------------------------------------------
 
 
@@ -166,8 +172,7 @@ class _SnapshotAlignment:
 def _diff_snapshot(a: RunArtifacts, b: RunArtifacts) -> tuple[list[Finding], _SnapshotAlignment | None]:
     out: list[Finding] = []
     if a.snapshot is None or b.snapshot is None:
-        missing = "A" if a.snapshot is None else "B"
-        return [Finding("dataset_snapshot", "missing_artifact", f"run {missing} has no dataset_snapshot.json")], None
+        return [_missing("dataset_snapshot", a.snapshot is None)], None
     sa, sb = a.snapshot["samples"], b.snapshot["samples"]
     if a.snapshot.get("total_count") != b.snapshot.get("total_count"):
         out.append(Finding("dataset_snapshot", "sample_count",
@@ -299,8 +304,7 @@ def _compare_tokens(layer: str, label: str, ta: Sequence[int], tb: Sequence[int]
 def _diff_rendered(a: RunArtifacts, b: RunArtifacts, align: _SnapshotAlignment | None, bos: int | None,
                    dec: _Decoder) -> list[Finding]:
     if a.rendered is None or b.rendered is None:
-        missing = "A" if a.rendered is None else "B"
-        return [Finding("rendered_samples", "missing_artifact", f"run {missing} has no rendered_samples.json")]
+        return [_missing("rendered_samples", a.rendered is None)]
     ra, rb = a.rendered["samples"], b.rendered["samples"]
     out: list[Finding] = []
     for i, s in enumerate(ra):
@@ -364,8 +368,7 @@ def _align_prefix(xs: list[list[int]], ys: list[list[int]]) -> list[int | None]:
 def _diff_batch(a: RunArtifacts, b: RunArtifacts, align: _SnapshotAlignment | None, bos: int | None,
                 dec: _Decoder) -> list[Finding]:
     if a.first_batch is None or b.first_batch is None:
-        missing = "A" if a.first_batch is None else "B"
-        return [Finding("first_batch", "missing_artifact", f"run {missing} has no first_batch_payload.json")]
+        return [_missing("first_batch", a.first_batch is None)]
     da, db = a.first_batch["datums"], b.first_batch["datums"]
     out: list[Finding] = []
     pa, pb = [_datum_tokens(d) for d in da], [_datum_tokens(d) for d in db]

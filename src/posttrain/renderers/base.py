@@ -147,9 +147,19 @@ class Renderer(ABC):
     def generation_header(self, role: str, ctx: RenderContext) -> list[Piece]:
         """Pieces that open a new turn of ``role`` after the messages in ``ctx``."""
 
-    @abstractmethod
     def parse_response(self, tokens: Sequence[int]) -> tuple[Message, bool]:
-        """Turn sampled tokens back into an assistant message; the bool says it ended cleanly."""
+        """Turn sampled tokens back into an assistant message; the bool says it ended cleanly.
+
+        Default: the text before the first stop token. Formats with reasoning or tool calls override it."""
+        body, ended = self.cut_at_stop(tokens)
+        return Message(role="assistant", content=self.tokenizer.decode(body)), ended
+
+    def cut_at_stop(self, tokens: Sequence[int]) -> tuple[list[int], bool]:
+        """Tokens before the first stop token of :meth:`get_stop_sequences`, and whether one was found."""
+        stops = {s for s in self.get_stop_sequences() if isinstance(s, int)}
+        toks = list(tokens)
+        end = next((i for i, t in enumerate(toks) if t in stops), None)
+        return (toks, False) if end is None else (toks[:end], True)
 
     @abstractmethod
     def get_stop_sequences(self) -> list[int] | list[str]: ...
@@ -371,6 +381,14 @@ def _check_trainable_flags(msgs: list[Message], train_on_what: TrainOnWhat) -> N
         if train_on_what != TrainOnWhat.CUSTOMIZED and m.trainable is not None:
             raise MessageError(f"'trainable' is only used with train_on_what=customized, not {train_on_what.value}",
                                message_index=i, field="trainable")
+
+
+def reject_tools(messages: Sequence[Message], renderer: str) -> None:
+    """For formats whose tool calling posttrain does not render: name the first message that needs it."""
+    for i, m in enumerate(messages):
+        if m.role == "tool" or m.tool_calls:
+            raise MessageError(f"{renderer} does not render tool calls or tool results yet", message_index=i,
+                               field="tool_calls" if m.tool_calls else "role")
 
 
 def text_content(ctx: RenderContext, renderer: str) -> str:

@@ -34,6 +34,7 @@ from posttrain.renderers.base import (
     Renderer,
     Special,
     Text,
+    reject_tools,
     text_content,
 )
 
@@ -52,6 +53,7 @@ class DeepSeekV3Renderer(Renderer):
         return [Special(BOS)]
 
     def check_messages(self, messages: list[Message]) -> None:
+        reject_tools(messages, self.name)
         seen_other = False
         for i, m in enumerate(messages):
             if m.role in ("system", "developer"):
@@ -60,9 +62,6 @@ class DeepSeekV3Renderer(Renderer):
                                        message_index=i, field="role")
             else:
                 seen_other = True
-            if m.role == "tool" or m.tool_calls:
-                raise MessageError(f"{self.name} does not render tool calls or tool results",
-                                   message_index=i, field="tool_calls" if m.tool_calls else "role")
             if m.thinking is not None and (m.role != "assistant" or not self.thinking):
                 raise MessageError(f"{self.name} has no place for this message's reasoning"
                                    + ("; use deepseekv3_thinking" if m.role == "assistant" else ""),
@@ -88,14 +87,6 @@ class DeepSeekV3Renderer(Renderer):
     def get_stop_sequences(self) -> list[int]:
         return [self.special_id(EOS)]
 
-    def parse_response(self, tokens: Sequence[int]) -> tuple[Message, bool]:
-        eos = self.special_id(EOS)
-        toks = list(tokens)
-        ended = eos in toks
-        if ended:
-            toks = toks[: toks.index(eos)]
-        return Message(role="assistant", content=self.tokenizer.decode(toks)), ended
-
 
 class DeepSeekV3ThinkingRenderer(DeepSeekV3Renderer):
     name = "deepseekv3_thinking"
@@ -118,14 +109,10 @@ class DeepSeekV3ThinkingRenderer(DeepSeekV3Renderer):
         return [*super().generation_header(role, ctx), Special(THINK)]
 
     def parse_response(self, tokens: Sequence[int]) -> tuple[Message, bool]:
-        message, ended = super().parse_response(tokens)
+        body, ended = self.cut_at_stop(tokens)
         end_think = self.special_id(END_THINK)
-        toks = list(tokens)
-        if end_think not in toks:
-            return message, False
-        cut = toks.index(end_think)
-        reasoning = self.tokenizer.decode(toks[:cut])
-        rest = toks[cut + 1 :]
-        eos = self.special_id(EOS)
-        reply = self.tokenizer.decode(rest[: rest.index(eos)] if eos in rest else rest)
+        if end_think not in body:
+            return Message(role="assistant", content=self.tokenizer.decode(body)), False
+        cut = body.index(end_think)
+        reasoning, reply = self.tokenizer.decode(body[:cut]), self.tokenizer.decode(body[cut + 1 :])
         return Message(role="assistant", content=(ThinkingPart(reasoning), TextPart(reply))), ended

@@ -26,7 +26,15 @@ from collections.abc import Sequence
 
 from posttrain.errors import MessageError
 from posttrain.messages import ContentPart, Message, TextPart, ThinkingPart
-from posttrain.renderers.base import Piece, RenderContext, RenderedMessage, Renderer, Special, Text
+from posttrain.renderers.base import (
+    Piece,
+    RenderContext,
+    RenderedMessage,
+    Renderer,
+    Special,
+    Text,
+    reject_tools,
+)
 
 START, END, MESSAGE, CHANNEL = "<|start|>", "<|end|>", "<|message|>", "<|channel|>"
 RETURN, CALL = "<|return|>", "<|call|>"
@@ -64,10 +72,8 @@ class GptOssRenderer(Renderer):
         return [Special(START), Text("system"), Special(MESSAGE), Text(text), Special(END)]
 
     def check_messages(self, messages: list[Message]) -> None:
+        reject_tools(messages, self.name)
         for i, m in enumerate(messages):
-            if m.role == "tool" or m.tool_calls:
-                raise MessageError("gpt_oss does not render tool calls or tool results yet", message_index=i,
-                                   field="tool_calls" if m.tool_calls else "role")
             if m.thinking is not None and m.role != "assistant":
                 raise MessageError("only assistant messages can have a thinking part", message_index=i,
                                    field="content")

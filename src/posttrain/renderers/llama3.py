@@ -97,9 +97,7 @@ class Llama3Renderer(Renderer):
         return [self.special_id(EOT), self.special_id(EOM)]
 
     def parse_response(self, tokens: Sequence[int]) -> tuple[Message, bool]:
-        stops = set(self.get_stop_sequences())
-        end = next((i for i, t in enumerate(tokens) if t in stops), None)
-        body = list(tokens if end is None else tokens[:end])
+        body, ended = self.cut_at_stop(tokens)
         text = self.tokenizer.decode(body)
         calls: tuple[ToolCall, ...] = ()
         # A reply that is exactly Meta's JSON tool call is parsed back into a tool call.
@@ -111,4 +109,4 @@ class Llama3Renderer(Renderer):
                 text = ""
             except (ValueError, KeyError, TypeError):
                 calls = ()
-        return Message(role="assistant", content=text, tool_calls=calls), end is not None
+        return Message(role="assistant", content=text, tool_calls=calls), ended

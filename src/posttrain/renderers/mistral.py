@@ -17,7 +17,6 @@ naming the message. Tool calls are not rendered by these renderers yet.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import ClassVar
 
 from posttrain.errors import MessageError
@@ -29,6 +28,7 @@ from posttrain.renderers.base import (
     Renderer,
     Special,
     Text,
+    reject_tools,
     text_content,
 )
 
@@ -47,10 +47,8 @@ class MistralRenderer(Renderer):
         return [Special(BOS)]
 
     def check_messages(self, messages: list[Message]) -> None:
+        reject_tools(messages, self.name)
         for i, m in enumerate(messages):
-            if m.role == "tool" or m.tool_calls:
-                raise MessageError(f"{self.name} does not render tool calls or tool results yet", message_index=i,
-                                   field="tool_calls" if m.tool_calls else "role")
             if m.role == "assistant" and not m.text:
                 raise MessageError("Mistral formats need a non-empty assistant reply (mistral-common rejects it)",
                                    message_index=i, field="content")
@@ -83,14 +81,6 @@ class MistralRenderer(Renderer):
 
     def get_stop_sequences(self) -> list[int]:
         return [self.special_id(EOS)]
-
-    def parse_response(self, tokens: Sequence[int]) -> tuple[Message, bool]:
-        eos = self.special_id(EOS)
-        toks = list(tokens)
-        ended = eos in toks
-        if ended:
-            toks = toks[: toks.index(eos)]
-        return Message(role="assistant", content=self.tokenizer.decode(toks)), ended
 
 
 class MistralV3Renderer(MistralRenderer):

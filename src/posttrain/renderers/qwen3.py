@@ -129,11 +129,7 @@ class Qwen3Renderer(Renderer):
         return [self.special_id(IM_END)]
 
     def parse_response(self, tokens: Sequence[int]) -> tuple[Message, bool]:
-        stop = self.special_id(IM_END)
-        toks = list(tokens)
-        ended = stop in toks
-        if ended:
-            toks = toks[: toks.index(stop)]
+        toks, ended = self.cut_at_stop(tokens)
         think_id, end_think_id = self.special_id(THINK), self.special_id(END_THINK)
         thinking: str | None = None
         if end_think_id in toks:
