@@ -221,3 +221,21 @@ def test_content_hash_is_canonical_json():
     msgs = [{"role": "user", "content": "“hi”"}]
     expected = "sha256:" + __import__("hashlib").sha256('[{"content":"“hi”","role":"user"}]'.encode()).hexdigest()
     assert content_hash(msgs) == expected
+
+
+def test_metrics_layer(good, tmp_path):
+    import shutil
+
+    a, b = tmp_path / "a", tmp_path / "b"
+    shutil.copytree(good, a)
+    shutil.copytree(good, b)
+    (a / "metrics.jsonl").write_text('{"step": 0, "loss": 2.5}\n{"step": 1, "loss": 2.0}\n', encoding="utf-8")
+    (b / "metrics.jsonl").write_text('{"step": 0, "loss": 2.5}\n{"step": 1, "loss": 2.25}\n', encoding="utf-8")
+    report = diff(a, b)
+    (f,) = report.find("metrics_difference")
+    assert f.evidence["differences"] == [{"step": 1, "metric": "loss", "a": 2.0, "b": 2.25}]
+    (b / "metrics.jsonl").write_text('{"step": 0, "loss": 2.5}\n{"step": 1, "loss": 2.0}\n', encoding="utf-8")
+    assert diff(a, b).match
+    (b / "metrics.jsonl").write_text('{"step": 0}\n{oops\n', encoding="utf-8")
+    with pytest.raises(PosttrainError, match=r"metrics.jsonl:2: invalid JSON"):
+        read_run(b)

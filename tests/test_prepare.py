@@ -100,3 +100,26 @@ def test_cli_prepare_prints_summary(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "examples" in out and "trained tokens" in out and "truncated" in out
     assert (tmp_path / "cli" / "parity" / "first_batch_payload.json").is_file()
+
+
+def test_input_from_parquet_and_hub_style_folder(tmp_path):
+    rows = [{"messages": [{"role": "user", "content": f"q{i}"}, {"role": "assistant", "content": f"a{i}"}]}
+            for i in range(6)]
+    pq = tmp_path / "c.parquet"
+    datasets.Dataset.from_list(rows).to_parquet(str(pq))
+    repo = tmp_path / "org" / "data"
+    (repo / "data").mkdir(parents=True)
+    datasets.Dataset.from_list(rows).to_parquet(str(repo / "data" / "train-00000-of-00001.parquet"))
+    for spec in (str(pq), str(repo), "hub:" + str(repo)):
+        s = run_prepare(PrepareConfig(input=spec, out=str(tmp_path / "r"), batch_size=3), show_progress=False)
+        assert (s.examples, s.batches) == (6, 2)
+
+
+def test_skip_invalid_counts_rows(tmp_path, capsys):
+    src = tmp_path / "mixed.jsonl"
+    good = {"messages": [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}]}
+    src.write_text(json.dumps(good) + "\n{broken\n" + json.dumps(good) + "\n", encoding="utf-8")
+    assert main(["prepare", "--input", str(src), "--out", str(tmp_path / "r"), "--batch-size", "1",
+                 "--skip-invalid"]) == 0
+    out = capsys.readouterr().out
+    assert "skipped: " in out and "mixed.jsonl:2: invalid JSON" in out

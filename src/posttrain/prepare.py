@@ -159,8 +159,8 @@ def print_summary(s: PrepareSummary) -> None:
         table.add_row(k, v)
     console = Console()
     console.print(table)
-    for reason in s.extra.get("skip_reasons", [])[:20]:
-        console.print(f"skipped: {reason}")
+    for reason in s.extra.get("skip_reasons", []):
+        print(f"skipped: {reason}")  # plain lines: one per row, greppable
 
 
 def cmd_prepare(args: argparse.Namespace) -> int:
