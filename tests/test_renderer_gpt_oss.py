@@ -92,11 +92,16 @@ def test_produced_turn_keeps_its_reasoning(renderer, harmony, msgs):
     prompt = completion(h, enc, renderer, msgs[:-1])
     last = to_harmony(h, renderer, msgs[-1:]) if renderer.reasoning_effort is None else to_harmony(
         h, renderer, msgs[-1:])[1:]
+    assert renderer.build_supervised_example(msgs).tokens == prompt + produced_turn(h, enc, last)
+
+
+def produced_turn(h, enc, last_messages) -> list[int]:
+    """The produced turn's Harmony messages as Harmony renders each, after the prompt's <|start|>assistant."""
     start = enc.encode("<|start|>assistant", allowed_special="all")
-    turn = [t for m in last[:-1] for t in enc.render(m)]
-    turn += enc.render_conversation_for_training(h.Conversation.from_messages(last[-1:]))
+    turn = [t for m in last_messages[:-1] for t in enc.render(m)]
+    turn += enc.render_conversation_for_training(h.Conversation.from_messages(last_messages[-1:]))
     assert turn[: len(start)] == start
-    assert renderer.build_supervised_example(msgs).tokens == prompt + turn[len(start):]
+    return turn[len(start):]
 
 
 def test_earlier_reasoning_dropped_as_harmony_drops_it(tok):
@@ -149,9 +154,78 @@ def test_control_token_text_stays_text(renderer, harmony, msgs):
     assert ex.tokens == ref
 
 
-def test_tool_messages_are_rejected_with_index(tok):
+CALL = {"type": "function", "id": "c1", "function": {"name": "get_weather", "arguments": '{"city":"Paris"}'}}
+TOOL_CONVS = [
+    [{"role": "user", "content": "Weather?"},
+     {"role": "assistant", "content": [{"type": "thinking", "thinking": "need tool"}], "tool_calls": [CALL]},
+     {"role": "tool", "content": '{"temp":21}', "tool_call_id": "c1"},
+     {"role": "assistant", "content": "It is 21."}],
+    [{"role": "user", "content": "Weather in two cities?"},
+     {"role": "assistant", "content": "Checking both.", "tool_calls": [
+         CALL, {"type": "function", "function": {"name": "get_time", "arguments": "{}"}}]},
+     {"role": "tool", "content": "21", "name": "get_weather"},
+     {"role": "tool", "content": "noon", "name": "get_time"},
+     {"role": "assistant", "content": [{"type": "thinking", "thinking": "combine"}, {"type": "text", "text": "21, noon."}]}],
+]
+
+
+def to_harmony_with_tools(h, msgs):
+    out = []
+    for m in msgs:
+        if m["role"] == "user":
+            out.append(h.Message.from_role_and_content(h.Role.USER, m["content"]))
+        elif m["role"] == "tool":
+            name = m.get("name") or "get_weather"
+            out.append(h.Message.from_author_and_content(h.Author.new(h.Role.TOOL, f"functions.{name}"), m["content"])
+                       .with_channel("commentary").with_recipient("assistant"))
+        else:
+            parts = m["content"] if isinstance(m["content"], list) else [{"type": "text", "text": m["content"]}]
+            text = "".join(p["text"] for p in parts if p["type"] == "text")
+            for p in parts:
+                if p["type"] == "thinking":
+                    out.append(h.Message.from_role_and_content(h.Role.ASSISTANT, p["thinking"]).with_channel("analysis"))
+            if m.get("tool_calls"):
+                if text:
+                    out.append(h.Message.from_role_and_content(h.Role.ASSISTANT, text).with_channel("commentary"))
+                for c in m["tool_calls"]:
+                    out.append(h.Message.from_role_and_content(h.Role.ASSISTANT, c["function"]["arguments"])
+                               .with_channel("commentary").with_recipient(f"functions.{c['function']['name']}")
+                               .with_content_type("<|constrain|>json"))
+            else:
+                out.append(h.Message.from_role_and_content(h.Role.ASSISTANT, text).with_channel("final"))
+    return out
+
+
+@pytest.mark.parametrize("msgs", TOOL_CONVS, ids=["thinking_call", "preamble_two_calls"])
+def test_tool_calls_equal_harmony(tok, harmony, msgs):
+    h, enc = harmony
     r = get_renderer("gpt_oss_no_sysprompt", tok)
-    with pytest.raises(MessageError, match="message 2, field 'role'"):
+    # Histories with tool calls and results, as Harmony renders them for completion; the produced turn keeps
+    # its reasoning (Harmony's training render would drop "combine" in the second conversation).
+    tokens = r.build_supervised_example(msgs).tokens
+    if isinstance(msgs[-1]["content"], list):
+        prompt = enc.render_conversation_for_completion(
+            h.Conversation.from_messages(to_harmony_with_tools(h, msgs[:-1])), h.Role.ASSISTANT)
+        assert tokens == prompt + produced_turn(h, enc, to_harmony_with_tools(h, msgs[-1:]))
+    else:
+        # Harmony's training render; it drops the reasoning that led to the tool call, which its completion
+        # prompt (below) still showed, so here the observation is not the generation prompt.
+        assert tokens == enc.render_conversation_for_training(h.Conversation.from_messages(to_harmony_with_tools(h, msgs)))
+    for k in range(1, len(msgs)):
+        if msgs[k]["role"] == "assistant":
+            assert r.build_generation_prompt(msgs[:k]) == enc.render_conversation_for_completion(
+                h.Conversation.from_messages(to_harmony_with_tools(h, msgs[:k])), h.Role.ASSISTANT)
+    # A turn that ends in a tool call: Harmony's training render keeps its reasoning and ends in <|call|>.
+    turn = msgs[:2]
+    ex = r.build_supervised_example(turn)
+    assert ex.tokens == enc.render_conversation_for_training(h.Conversation.from_messages(to_harmony_with_tools(h, turn)))
+    parsed, ok = r.parse_response([t for t, w in zip(ex.tokens, ex.weights, strict=True) if w > 0])
+    assert ok and parsed.tool_calls[0].name == "get_weather" and parsed.tool_calls[0].arguments == '{"city":"Paris"}'
+
+
+def test_tool_result_without_a_name_is_an_error(tok):
+    r = get_renderer("gpt_oss_no_sysprompt", tok)
+    with pytest.raises(MessageError, match="message 2, field 'name'"):
         r.build_supervised_example([{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"},
                                     {"role": "tool", "content": "c"}, {"role": "assistant", "content": "d"}])
 
