@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -164,8 +164,8 @@ def print_summary(s: PrepareSummary) -> None:
 
 
 def cmd_prepare(args: argparse.Namespace) -> int:
-    fields = {f for f in asdict(PrepareConfig())}
-    cfg = PrepareConfig(**{k: v for k, v in vars(args).items() if k in fields})
+    names = {f.name for f in fields(PrepareConfig)}
+    cfg = PrepareConfig(**{k: v for k, v in vars(args).items() if k in names})
     print_summary(run_prepare(cfg))
     return 0
 
