@@ -130,3 +130,17 @@ def test_unsupported_shapes_name_the_message(v3, v31):
                                     "tool_calls": [{"function": {"name": "f", "arguments": "{}"}}]}])
     with pytest.raises(MessageError, match="message 1, field 'content'.*use deepseekv3_thinking"):
         r.build_supervised_example(THINKING[0])
+
+
+@pytest.mark.parametrize("msgs", CONVERSATIONS, ids=CONVERSATION_IDS)
+def test_v31_disable_thinking_equals_template(msgs):
+    tok = get_tokenizer("posttrain:deepseek-v3.1")
+    r = get_renderer("deepseekv3_disable_thinking", tok)
+    for k in range(1, len(msgs) + 1):
+        if msgs[k - 1]["role"] == "user":
+            assert r.build_generation_prompt(msgs[:k]) == reference_ids(tok, msgs[:k], generation=True, thinking=False)
+    assert r.build_supervised_example(msgs).tokens == reference_ids(tok, msgs, generation=False, thinking=False)
+    assert r.has_extension_property
+    ex = r.build_supervised_example(msgs)
+    prompt = r.build_generation_prompt(msgs[:-1])
+    assert ex.tokens[: len(prompt)] == prompt and not any(ex.weights[: len(prompt)])

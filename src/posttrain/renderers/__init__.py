@@ -39,6 +39,8 @@ _REGISTRY: dict[str, RendererSpec] = {
     "qwen3_instruct": RendererSpec(_R + "qwen3", "Qwen3InstructRenderer", "posttrain:qwen3"),
     "deepseekv3": RendererSpec(_R + "deepseek_v3", "DeepSeekV3Renderer", "posttrain:deepseek-v3"),
     "deepseekv3_thinking": RendererSpec(_R + "deepseek_v3", "DeepSeekV3ThinkingRenderer", "posttrain:deepseek-v3.1"),
+    "deepseekv3_disable_thinking": RendererSpec(_R + "deepseek_v3", "DeepSeekV3DisableThinkingRenderer",
+                                                "posttrain:deepseek-v3.1"),
     "gpt_oss_no_sysprompt": RendererSpec(_R + "gpt_oss", "GptOssRenderer", "posttrain:gpt-oss",
                                          (("reasoning_effort", None),)),
     "gpt_oss_low_reasoning": RendererSpec(_R + "gpt_oss", "GptOssRenderer", "posttrain:gpt-oss",

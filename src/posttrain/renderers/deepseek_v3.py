@@ -14,6 +14,9 @@
   so it lacks the extension property. The last assistant turn of a supervised example is the
   generation prompt followed by that turn's output.
 
+* ``deepseekv3_disable_thinking`` follows the **DeepSeek-V3.1** template with ``thinking=False``: the
+  prompt ends with ``<｜Assistant｜></think>`` and history is written the same way.
+
 Both templates put every system message, joined by ``"\\n\\n"``, right after BOS; posttrain requires
 system messages to come first so that each message keeps its place. Tool calls are not rendered by
 these renderers (an error names the message). Message text never becomes a control token; the
@@ -116,3 +119,18 @@ class DeepSeekV3ThinkingRenderer(DeepSeekV3Renderer):
         cut = body.index(end_think)
         reasoning, reply = self.tokenizer.decode(body[:cut]), self.tokenizer.decode(body[cut + 1 :])
         return Message(role="assistant", content=(ThinkingPart(reasoning), TextPart(reply))), ended
+
+
+class DeepSeekV3DisableThinkingRenderer(DeepSeekV3Renderer):
+    """DeepSeek-V3.1 template with ``thinking=False``: every assistant turn after a user turn opens with
+    ``<｜Assistant｜></think>``; prompt and history agree, so it has the extension property."""
+
+    name = "deepseekv3_disable_thinking"
+
+    def _assistant(self, ctx: RenderContext) -> RenderedMessage:
+        after_user = ctx.idx > 0 and ctx.messages[ctx.idx - 1].role == "user"
+        header: list[Piece] = [Special(ASSISTANT), Special(END_THINK)] if after_user else []
+        return RenderedMessage(header, [Text(text_content(ctx, self.name), content=True), Special(EOS)])
+
+    def generation_header(self, role: str, ctx: RenderContext) -> list[Piece]:
+        return [*super().generation_header(role, ctx), Special(END_THINK)]
