@@ -133,3 +133,89 @@ def test_stream_conversations_jsonl_and_parquet(tmp_path):
     bad = write_jsonl(tmp_path / "bad.jsonl", GOOD[:1], ["{nope\n"])
     with pytest.raises(InputError, match=r"bad\.jsonl:2: invalid JSON"):
         list(stream_conversations(str(bad)))
+
+
+def test_readme_card_configs_select_subset_and_split(tmp_path):
+    """A hub-style repo whose README card declares configs: `subset` and `split` pick the files."""
+    repo = tmp_path / "chat-repo"
+    for sub in ("en", "de"):
+        (repo / sub).mkdir(parents=True)
+    datasets.Dataset.from_list(GOOD[:4]).to_parquet(str(repo / "en" / "train.parquet"))
+    datasets.Dataset.from_list(GOOD[4:]).to_parquet(str(repo / "en" / "test.parquet"))
+    datasets.Dataset.from_list(GOOD[1:3]).to_parquet(str(repo / "de" / "train.parquet"))
+    (repo / "README.md").write_text(
+        "---\nconfigs:\n"
+        "- config_name: en\n  default: true\n  data_files:\n"
+        "  - split: train\n    path: en/train.parquet\n  - split: test\n    path: en/test.parquet\n"
+        "- config_name: de\n  data_files:\n  - split: train\n    path: de/train.parquet\n"
+        "---\n# card\n",
+        encoding="utf-8",
+    )
+    assert contents(load_conversations(str(repo))) == contents(GOOD[:4])
+    assert contents(load_conversations(str(repo), split="test")) == contents(GOOD[4:])
+    assert contents(load_conversations(str(repo), subset="de")) == contents(GOOD[1:3])
+
+
+@pytest.mark.parametrize(
+    ("spec", "hub_id"),
+    [("hub:org/name", "org/name"), ("hf://datasets/org/name", "org/name"), ("org/name", "org/name"),
+     ("HuggingFaceH4/no_robots", "HuggingFaceH4/no_robots")],
+)
+def test_hub_specs_call_load_dataset_with_the_id(monkeypatch, spec, hub_id):
+    """Hub ids reach datasets.load_dataset with subset/split/revision (stubbed: no network in tests)."""
+    calls = []
+
+    def fake_load_dataset(path, name=None, *, split=None, revision=None, **kw):
+        calls.append((path, name, split, revision))
+        return datasets.Dataset.from_list(GOOD)
+
+    monkeypatch.setattr(datasets, "load_dataset", fake_load_dataset)
+    ds = load_conversations(spec, split="test", subset="sub", revision="abc123")
+    assert calls == [(hub_id, "sub", "test", "abc123")] and len(ds) == 5
+
+
+def test_hub_id_rules(tmp_path, monkeypatch):
+    from posttrain.data.sources import hub_id_of
+
+    monkeypatch.chdir(tmp_path)
+    assert hub_id_of("hf://datasets/org/name/data/train.jsonl") is None  # a file on the hub: fsspec
+    assert hub_id_of("data/train.jsonl") is None and hub_id_of("s3://bucket/x.parquet") is None
+    (tmp_path / "org" / "name").mkdir(parents=True)
+    assert hub_id_of("org/name") is None  # an existing local folder wins
+    assert hub_id_of("hub:org/name") == "org/name"
+
+
+def test_skip_invalid_covers_csv_and_json_text_columns(tmp_path):
+    cs = tmp_path / "c.csv"
+    cs.write_text('messages\n"[{""role"": ""user"", ""content"": ""a""}]"\n"not json"\n', encoding="utf-8")
+    ds, report = load_conversations_with_report(str(cs), skip_invalid=True)
+    assert len(ds) == 1 and report.skipped == 1 and "c.csv:3: column 'messages' is not valid JSON" in report.reasons[0]
+    pq = tmp_path / "t.parquet"
+    rows = [{"messages": json.dumps(r["messages"])} for r in GOOD[:2]] + [{"messages": "{"}]
+    datasets.Dataset.from_list(rows).to_parquet(str(pq))
+    with pytest.raises(InputError, match=r"t\.parquet:3: column 'messages' is not valid JSON"):
+        load_conversations(str(pq))
+    ds, report = load_conversations_with_report(str(pq), skip_invalid=True)
+    assert contents(ds) == contents(GOOD[:2]) and report.skipped == 1
+
+
+def test_tool_calls_and_fields_round_trip_through_arrow(tmp_path, monkeypatch):
+    """Rows are built in Arrow chunks with one schema; messages read back validate to the same Messages."""
+    import posttrain.data.sources as sources
+    from posttrain import to_messages
+
+    tool_row = {"messages": [
+        {"role": "system", "content": "tools"},
+        {"role": "user", "content": "weather?", "name": "bob"},
+        {"role": "assistant", "content": None,
+         "tool_calls": [{"id": "c1", "function": {"name": "get", "arguments": {"city": "Oslo"}}}]},
+        {"role": "tool", "content": "sunny", "tool_call_id": "c1"},
+        {"role": "assistant", "content": "Sunny.", "trainable": False},
+    ]}
+    rows = [*GOOD, tool_row, *GOOD]
+    p = write_jsonl(tmp_path / "t.jsonl", rows)
+    monkeypatch.setattr(sources, "CHUNK_ROWS", 3)  # several record batches
+    ds = load_conversations(str(p))
+    assert len(ds) == len(rows)
+    for got, want in zip(ds, rows, strict=True):
+        assert to_messages(got["messages"]) == to_messages(want["messages"])

@@ -83,13 +83,6 @@ class Tokenizer:
             return []
         return self._text_backend.encode(text, add_special_tokens=False).ids
 
-    def encode_with_offsets(self, text: str) -> tuple[list[int], list[tuple[int, int]]]:
-        """Like :meth:`encode`, with each token's (start, end) character offsets into ``text``."""
-        if not text:
-            return [], []
-        enc = self._text_backend.encode(text, add_special_tokens=False)
-        return enc.ids, enc.offsets
-
     def encode_batch(self, texts: Sequence[str]) -> list[list[int]]:
         """:meth:`encode` of many texts in one call (parallel in the tokenizers library)."""
         return [e.ids for e in self._text_backend.encode_batch(list(texts), add_special_tokens=False)]
@@ -111,9 +104,6 @@ class Tokenizer:
         if tid is None:
             raise KeyError(f"token {token!r} is not in the vocabulary of tokenizer {self.name!r}")
         return tid
-
-    def has_token(self, token: str) -> bool:
-        return token in self._added or self.backend.token_to_id(token) is not None
 
     @property
     def bos_token_id(self) -> int | None:

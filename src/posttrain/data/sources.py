@@ -6,11 +6,18 @@ the source and line (JSONL: file line; CSV: file line, header = line 1; Parquet/
 
 How a spec is read:
 
-* ``hub:ORG/NAME`` — ``datasets.load_dataset(ORG/NAME, subset, split=..., revision=...)``.
-* a local folder — ``datasets.load_dataset(folder, ...)`` (a folder laid out like a hub dataset repo).
-* a file path or URL (``s3://``, ``gs://``, ``az://``, ``hf://``, ``file://``) — by suffix:
-  ``.jsonl``/``.json`` (optionally ``.gz``/``.zst``…), ``.parquet``, ``.csv``.
-* ``ORG/NAME`` that is not a local path — treated as a hub id, like ``hub:ORG/NAME``.
+* ``hub:ORG/NAME`` or ``hf://datasets/ORG/NAME`` (no file suffix) — the hub dataset, through
+  ``datasets.load_dataset(ORG/NAME, subset, split=..., revision=...)``.
+* ``ORG/NAME`` that is not an existing local path — treated as a hub id, like ``hub:ORG/NAME``.
+  A local path always wins; write ``./org/name`` to be explicit.
+* a local folder — ``datasets.load_dataset(folder, subset, split=...)``: a folder laid out like a hub
+  dataset repo (``data/<split>-*.parquet``, or a README dataset card whose ``configs`` name the files).
+* a file path or URL (``s3://``, ``gs://``, ``az://``, ``hf://``, ``file://``, ``memory://``) — by
+  suffix: ``.jsonl``/``.json`` (optionally ``.gz``/``.zst``…), ``.parquet``, ``.csv`` (a ``messages``
+  column holding JSON text).
+
+Validated rows are collected into Arrow record batches of :data:`CHUNK_ROWS` rows, so a large
+source costs about its Arrow size in memory, not a Python object per field.
 
 Rows are stored in one canonical shape so Arrow sees one schema whatever the input mixes:
 ``{"role", "content": str, "thinking"?, "tool_calls"?, "tool_call_id"?, "name"?, "trainable"?}``.
@@ -28,13 +35,33 @@ from typing import Any
 
 import datasets
 import fsspec
+import pyarrow as pa
 
 from posttrain.errors import InputError, PosttrainError
 from posttrain.jsonl import parse_conversation_row, parse_json_line
 from posttrain.messages import Message
 
 HUB_PREFIX = "hub:"
+HF_DATASETS_URL = "hf://datasets/"
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+CHUNK_ROWS = 4096
+
+_TOOL_CALL = pa.struct([
+    ("type", pa.string()),
+    ("function", pa.struct([("name", pa.string()), ("arguments", pa.string())])),
+    ("id", pa.string()),
+])
+#: The Arrow type of the ``messages`` column every loader returns (absent fields are null).
+MESSAGES_TYPE = pa.list_(pa.struct([
+    ("role", pa.string()),
+    ("content", pa.string()),
+    ("thinking", pa.string()),
+    ("tool_calls", pa.list_(_TOOL_CALL)),
+    ("tool_call_id", pa.string()),
+    ("name", pa.string()),
+    ("trainable", pa.bool_()),
+]))
+_SCHEMA = pa.schema([("messages", MESSAGES_TYPE)])
 _COMPRESSIONS = (".gz", ".bz2", ".xz", ".zst", ".lz4")
 
 
@@ -74,8 +101,23 @@ def _suffix(spec: str) -> str:
     return os.path.splitext(name)[1]
 
 
-def _is_hub_id(spec: str) -> bool:
-    return "://" not in spec and not os.path.exists(spec) and bool(_HUB_ID.match(spec))
+def hub_id_of(spec: str) -> str | None:
+    """The hub dataset id a spec names, or None when it names a file, folder or URL."""
+    if spec.startswith(HUB_PREFIX):
+        return spec.removeprefix(HUB_PREFIX)
+    if spec.startswith(HF_DATASETS_URL) and not _suffix(spec):
+        return spec.removeprefix(HF_DATASETS_URL).rstrip("/")
+    if "://" not in spec and not os.path.exists(spec) and _HUB_ID.match(spec):
+        return spec
+    return None
+
+
+def _json_text(value: Any, source: str, line: int) -> Any:
+    """Columns that hold messages as JSON text (CSV, some parquet exports) are parsed here."""
+    try:
+        return json.loads(value)
+    except json.JSONDecodeError as err:
+        raise InputError(f"column 'messages' is not valid JSON: {err.msg}", source=source, line=line) from err
 
 
 def _validated(rows: Iterable[tuple[int, Any]], source: str, report: SkipReport | None) -> Iterator[dict[str, Any]]:
@@ -101,7 +143,7 @@ def _jsonl_rows(spec: str, report: SkipReport | None) -> Iterator[tuple[int, Any
                 report.add(err)
 
 
-def _csv_rows(spec: str) -> Iterator[tuple[int, Any]]:
+def _csv_rows(spec: str, report: SkipReport | None) -> Iterator[tuple[int, Any]]:
     import csv
 
     with fsspec.open(spec, "rt", encoding="utf-8", newline="", compression="infer") as f:
@@ -110,26 +152,42 @@ def _csv_rows(spec: str) -> Iterator[tuple[int, Any]]:
             raise InputError(f"CSV needs a 'messages' column (holding JSON), found {reader.fieldnames}", source=spec,
                              line=1)
         for row in reader:
-            line = reader.line_num
+            line = reader.line_num  # the file line where this record ends (header = line 1)
             try:
-                row["messages"] = json.loads(row["messages"])
-            except json.JSONDecodeError as err:
-                raise InputError(f"column 'messages' is not valid JSON: {err.msg}", source=spec, line=line) from err
-            yield line, row
+                yield line, dict(row, messages=_json_text(row["messages"], spec, line))
+            except InputError as err:
+                if report is None:
+                    raise
+                report.add(err)
 
 
-def _hf_rows(ds: datasets.Dataset) -> Iterator[tuple[int, Any]]:
+def _hf_rows(ds: datasets.Dataset, source: str, report: SkipReport | None) -> Iterator[tuple[int, Any]]:
+    """Rows of an Arrow dataset, numbered from 1."""
     for i, row in enumerate(ds, start=1):
-        if isinstance(row.get("messages"), str):  # JSON text column
-            row = dict(row, messages=json.loads(row["messages"]))
+        if isinstance(row.get("messages"), str):
+            try:
+                row = dict(row, messages=_json_text(row["messages"], source, i))
+            except InputError as err:
+                if report is None:
+                    raise
+                report.add(err)
+                continue
         yield i, row
 
 
 def _from_rows(rows: Iterable[dict[str, Any]], source: str) -> datasets.Dataset:
-    items = list(rows)
-    if not items:
+    batches: list[pa.RecordBatch] = []
+    chunk: list[dict[str, Any]] = []
+    for row in rows:
+        chunk.append(row)
+        if len(chunk) == CHUNK_ROWS:
+            batches.append(pa.RecordBatch.from_pylist(chunk, schema=_SCHEMA))
+            chunk = []
+    if chunk:
+        batches.append(pa.RecordBatch.from_pylist(chunk, schema=_SCHEMA))
+    if not batches:
         raise InputError("no conversations found", source=source)
-    return datasets.Dataset.from_list(items)
+    return datasets.Dataset(pa.Table.from_batches(batches, schema=_SCHEMA))
 
 
 def load_conversations_with_report(
@@ -143,20 +201,19 @@ def load_conversations_with_report(
     """Load and validate conversations; returns the dataset (column ``messages``) and what was skipped."""
     report = SkipReport()
     rep = report if skip_invalid else None
-    if spec.startswith(HUB_PREFIX) or _is_hub_id(spec):
-        hub_id = spec.removeprefix(HUB_PREFIX)
-        ds = datasets.load_dataset(hub_id, subset, split=split, revision=revision)
-        return _from_rows(_validated(_hf_rows(ds), f"{hub_id}[{split}]", rep), hub_id), report
-    if "://" not in spec and os.path.isdir(spec):
-        ds = datasets.load_dataset(spec, subset, split=split)
-        return _from_rows(_validated(_hf_rows(ds), f"{spec}[{split}]", rep), spec), report
+    hub_id = hub_id_of(spec)
+    if hub_id is not None or ("://" not in spec and os.path.isdir(spec)):
+        path = hub_id or spec
+        ds = datasets.load_dataset(path, subset, split=split, revision=revision)
+        where = f"{path}[{split}]"  # rows are numbered from 1 within the split
+        return _from_rows(_validated(_hf_rows(ds, where, rep), where, rep), path), report
     kind = _suffix(spec)
     if kind in (".jsonl", ".json"):
         rows: Iterable[tuple[int, Any]] = _jsonl_rows(spec, rep)
     elif kind == ".csv":
-        rows = _csv_rows(spec)
+        rows = _csv_rows(spec, rep)
     elif kind == ".parquet":
-        rows = _hf_rows(datasets.Dataset.from_parquet(spec))
+        rows = _hf_rows(datasets.Dataset.from_parquet(spec), spec, rep)
     else:
         raise PosttrainError(
             f"{spec}: unknown data format {kind or '(no suffix)'}; expected .jsonl, .json, .parquet or .csv, "
@@ -192,27 +249,26 @@ def stream_conversations(
     JSONL is read line by line (errors name the line); Parquet, CSV, folders and hub datasets go
     through ``datasets.load_dataset(..., streaming=True)``.
     """
-    if spec.startswith(HUB_PREFIX) or _is_hub_id(spec) or ("://" not in spec and os.path.isdir(spec)):
-        ds = datasets.load_dataset(spec.removeprefix(HUB_PREFIX), subset, split=split, revision=revision,
-                                   streaming=True)
-        return ds.map(partial(_validate_streamed, source=spec), with_indices=True)
+    hub_id = hub_id_of(spec)
+    if hub_id is not None or ("://" not in spec and os.path.isdir(spec)):
+        path = hub_id or spec
+        ds = datasets.load_dataset(path, subset, split=split, revision=revision, streaming=True)
+        return ds.map(partial(_validate_streamed, source=f"{path}[{split}]"), with_indices=True,
+                      remove_columns=list(ds.column_names or []))
     kind = _suffix(spec)
     if kind in (".jsonl", ".json"):
         return datasets.IterableDataset.from_generator(_stream_rows, gen_kwargs={"spec": spec})
     if kind in (".parquet", ".csv"):
         ds = datasets.load_dataset(kind[1:], data_files=spec, split="train", streaming=True)
-        # CSV: row i is file line i + 2 (line 1 is the header); Parquet: row number, 1-based.
-        return ds.map(partial(_validate_streamed, source=spec, offset=2 if kind == ".csv" else 1), with_indices=True)
+        # CSV: row i is file line i + 2 (line 1 is the header) when no field spans lines; Parquet: row
+        # number, 1-based.
+        return ds.map(partial(_validate_streamed, source=spec, offset=2 if kind == ".csv" else 1), with_indices=True,
+                      remove_columns=list(ds.column_names or []))
     raise PosttrainError(f"{spec}: unknown data format {kind or '(no suffix)'}; expected .jsonl, .json, .parquet "
                          "or .csv, a dataset folder, or hub:ORG/NAME")
 
 
 def _validate_streamed(row: dict[str, Any], index: int, *, source: str, offset: int = 1) -> dict[str, Any]:
-    messages = row.get("messages")
-    if isinstance(messages, str):
-        try:
-            row = dict(row, messages=json.loads(messages))
-        except json.JSONDecodeError as err:
-            raise InputError(f"column 'messages' is not valid JSON: {err.msg}", source=source,
-                             line=index + offset) from err
+    if isinstance(row.get("messages"), str):
+        row = dict(row, messages=_json_text(row["messages"], source, index + offset))
     return {"messages": canonical_messages(parse_conversation_row(row, source=source, line=index + offset))}

@@ -190,7 +190,3 @@ def _split_at(tokens: list[int], sep: int) -> tuple[list[int], bool, list[int]]:
         return tokens, False, []
     i = tokens.index(sep)
     return tokens[:i], True, tokens[i + 1 :]
-
-
-def _after(tokens: list[int], marker: int) -> list[int]:
-    return tokens[tokens.index(marker) + 1 :] if marker in tokens else []
