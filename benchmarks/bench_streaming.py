@@ -5,6 +5,8 @@
 Streams ``--n`` conversations from the shared deterministic corpus through the shuffle buffer,
 builds every datum (llama3 by default), and prints conversations/s and resident memory at
 checkpoints, so flat memory as data grows is visible (peak RSS includes the tokenizer, ~0.5 GB).
+``--no-render`` replaces rendering with a constant datum, to time the stream itself (read, JSON
+parse, validation, shuffle buffer, batching).
 """
 
 from __future__ import annotations
@@ -13,13 +15,15 @@ import argparse
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _corpus import corpus_file, environment, peak_rss_mib  # noqa: E402
 
-from posttrain import get_renderer, get_tokenizer  # noqa: E402
+from posttrain import Datum, datum_from_tokens_weights, get_renderer, get_tokenizer  # noqa: E402
 from posttrain.data.sources import stream_conversations  # noqa: E402
 from posttrain.data.streaming import StreamingSupervisedDataset  # noqa: E402
 from posttrain.data.supervised import conversation_to_datum  # noqa: E402
@@ -42,16 +46,21 @@ def main() -> None:
     ap.add_argument("--buffer", type=int, default=10_000, help="shuffle buffer rows (default: %(default)s)")
     ap.add_argument("--max-length", type=int, default=4096)
     ap.add_argument("--cache", default=str(Path(tempfile.gettempdir()) / "posttrain-bench"))
+    ap.add_argument("--no-render", action="store_true", help="time the stream alone (constant datums)")
     args = ap.parse_args()
     Path(args.cache).mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     path = corpus_file(args.n, Path(args.cache))
     print(f"{environment()}; corpus {path} ({path.stat().st_size / 2**30:.2f} GiB, written in "
           f"{time.perf_counter() - t0:.0f} s)", flush=True)
-    renderer = get_renderer(args.renderer, get_tokenizer(default_tokenizer_for(args.renderer)))
-    ds = StreamingSupervisedDataset(
-        stream_conversations(str(path)), args.batch_size, length=args.n, buffer_size=args.buffer,
-        map_fn=lambda row: conversation_to_datum(row["messages"], renderer, args.max_length))
+    if args.no_render:
+        constant = datum_from_tokens_weights([1, 2], [0, 1])
+        map_fn: Callable[[dict[str, Any]], Datum] = lambda row: constant  # noqa: E731
+    else:
+        renderer = get_renderer(args.renderer, get_tokenizer(default_tokenizer_for(args.renderer)))
+        map_fn = lambda row: conversation_to_datum(row["messages"], renderer, args.max_length)  # noqa: E731
+    ds = StreamingSupervisedDataset(stream_conversations(str(path)), args.batch_size, length=args.n,
+                                    buffer_size=args.buffer, map_fn=map_fn)
     start = time.perf_counter()
     rows = tokens = 0
     checkpoints = {10_000, 100_000, 300_000, 1_000_000, args.n}

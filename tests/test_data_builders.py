@@ -8,7 +8,7 @@ from pathlib import Path
 import datasets
 import pytest
 
-from posttrain import get_renderer
+from posttrain import InputError, get_renderer
 from posttrain.data.builders import (
     ChatDatasetConfig,
     FromConversationFileBuilder,
@@ -52,8 +52,10 @@ def test_no_robots_builder(tmp_path, config):
     assert first_user(train.get_batch(0), renderer) == order[:4]
     assert first_user(test.get_batch(0), renderer) == [f"Prompt {i}" for i in range(4)]
     d = train.get_batch(0)[0]
-    ref = conversation_to_datum(conv(int(order[0].split()[1])), renderer, 64, "all_assistant_messages")
+    ref = conversation_to_datum(conv(int(order[0].split()[1])), renderer, 64, "all_assistant_messages", "mean")
     assert d == ref
+    raw, _ = NoRobotsBuilder(ChatDatasetConfig(max_length=64, batch_size=4, reduction="none"), path=str(path))()
+    assert set(raw.get_batch(0)[0].weights.tolist()) == {0.0, 1.0}
 
 
 def test_tulu3_builder(tmp_path, config):
@@ -65,6 +67,19 @@ def test_tulu3_builder(tmp_path, config):
     assert len(test) == 0 and len(train) == 2  # 3 test rows < batch 4; 8 train rows
     got = first_user(train.get_batch(0) + train.get_batch(1), renderer)
     assert got == [f"Prompt {int(i[1:])}" for i in order[3:11]]
+
+
+def test_tulu3_builder_from_local_data_files(tmp_path, config):
+    """The same builder over data_files (a local JSONL copy) instead of the hub id."""
+    rows = [{"id": f"t{i}", "messages": conv(i), "source": "ai2-adapt-dev/oasst1"} for i in range(9)]
+    p = tmp_path / "tulu.jsonl"
+    p.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    train, test = Tulu3Builder(config, path="json", data_files={"train": str(p)}, test_size=4)()
+    order = datasets.Dataset.from_list(rows).shuffle(seed=0)["id"]
+    renderer = config.renderer()
+    assert len(train) == 1 and len(test) == 1
+    assert first_user(test.get_batch(0), renderer) == [f"Prompt {int(i[1:])}" for i in order[:4]]
+    assert first_user(train.get_batch(0), renderer) == [f"Prompt {int(i[1:])}" for i in order[4:8]]
 
 
 def test_conversation_file_builder(tmp_path, config):
@@ -80,12 +95,24 @@ def test_conversation_file_builder(tmp_path, config):
     assert none is None and len(only_train) == 3
 
 
-def test_builder_errors_name_the_source(tmp_path):
+def test_builder_errors_name_the_source_line_after_shuffle(tmp_path):
     p = tmp_path / "q.jsonl"
-    p.write_text(json.dumps({"messages": [{"role": "user", "content": "no answer"}]}) + "\n", encoding="utf-8")
-    cfg = ChatDatasetConfig(batch_size=1)
-    train, _ = FromConversationFileBuilder(str(p), cfg)()
-    with pytest.raises(Exception, match=r"q\.jsonl: train_on_what=all_assistant_messages trains no token"):
+    lines = [json.dumps({"messages": conv(i)}) for i in range(5)]
+    lines.insert(3, "")  # blank lines are skipped but keep the numbering honest
+    lines.insert(4, json.dumps({"messages": [{"role": "user", "content": "no answer"}]}))  # file line 5
+    p.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    cfg = ChatDatasetConfig(batch_size=6)
+    train, _ = FromConversationFileBuilder(str(p), cfg, shuffle_seed=3)()
+    with pytest.raises(InputError, match=r"q\.jsonl:5: train_on_what=all_assistant_messages trains no token"):
+        train.get_batch(0)
+
+
+def test_hub_builder_errors_name_the_split_row(tmp_path):
+    rows = [{"prompt": "p", "prompt_id": str(i), "messages": conv(i), "category": "Chat"} for i in range(4)]
+    rows[2] = dict(rows[2], messages=[{"role": "user", "content": "no answer"}])
+    path = hub_folder(tmp_path / "no_robots", {"train": rows, "test": rows[:1]})
+    train, _ = NoRobotsBuilder(ChatDatasetConfig(batch_size=4), path=str(path))()
+    with pytest.raises(InputError, match=r"no_robots\[train\]:3: train_on_what=all_assistant_messages"):
         train.get_batch(0)
 
 

@@ -15,8 +15,10 @@ from posttrain.data.preference import (
     arena_builder,
     comparison_to_dpo_datums,
     dpo_dataset,
+    dpo_datasets,
     hhh_builder,
     read_comparisons_jsonl,
+    ultrafeedback_binarized_builder,
     ultrafeedback_builder,
 )
 from posttrain.datum import datum_from_tokens_weights
@@ -71,7 +73,10 @@ def test_jsonl_comparisons_and_dpo_dataset(tmp_path, renderer):
     [
         ({"prompt_conversation": PROMPT, "completion_A": A, "label": "A"}, r"prefs\.jsonl:1: missing completion_B"),
         ({"prompt_conversation": PROMPT, "completion_A": A, "completion_B": [{"role": "bot", "content": "x"}], "label": "A"},
-         r"prefs\.jsonl:1: message 0, field 'role'"),
+         r"prefs\.jsonl:1: completion_B: message 0, field 'role'"),
+        ({"comparison": {"prompt_conversation": [], "completion_A": A, "completion_B": B}, "label": "A"},
+         r"prefs\.jsonl:1: prompt_conversation: .*at least one message"),
+        ({"comparison": "x", "label": "A"}, r"prefs\.jsonl:1: field 'comparison': expected an object"),
         ({"prompt_conversation": PROMPT, "completion_A": A, "completion_B": B, "label": "X"},
          r"prefs\.jsonl:1: label must be"),
     ],
@@ -140,3 +145,81 @@ def test_arena_builder(tmp_path, renderer):
     _, stats = dpo_dataset(train, renderer, 1)
     assert (stats.kept, stats.ties, stats.skipped) == (3, 2, 1)
     assert "non-text content" in stats.reasons[0]
+
+
+def test_nested_tinker_cookbook_jsonl_format(tmp_path):
+    p = tmp_path / "tc.jsonl"
+    rows = [{"comparison": {"prompt_conversation": PROMPT, "completion_A": A, "completion_B": B}, "label": lab}
+            for lab in ("B", "Tie")]
+    p.write_text("\n".join(json.dumps(r) for r in rows) + "\n", encoding="utf-8")
+    got = list(read_comparisons_jsonl(str(p)))
+    assert [x.label for x in got] == ["B", "Tie"]
+    assert got[0].chosen_and_rejected == (got[0].comparison.completion_B, got[0].comparison.completion_A)
+    with pytest.raises(PosttrainError, match="a tie has no chosen completion"):
+        _ = got[1].chosen_and_rejected
+
+
+def test_ultrafeedback_binarized_h4_splits_and_dpo_datasets(tmp_path, renderer):
+    def row(i, split):
+        prompt = f"{split} task {i}"
+        return {"prompt": prompt, "prompt_id": f"{split}{i}",
+                "chosen": [{"role": "user", "content": prompt}, {"role": "assistant", "content": "good"}],
+                "rejected": [{"role": "user", "content": prompt}, {"role": "assistant", "content": "bad"}],
+                "messages": [{"role": "user", "content": prompt}, {"role": "assistant", "content": "good"}],
+                "score_chosen": 8.0, "score_rejected": 3.0}
+
+    path = hub_folder(tmp_path / "ultrafeedback_binarized",
+                      {s: [row(i, s) for i in range(n)] for s, n in (("train_prefs", 6), ("test_prefs", 5),
+                                                                      ("train_sft", 2))})
+    train, test = ultrafeedback_binarized_builder(path, test_size=3)()
+    # train: all of train_prefs shuffled with seed 0; test: first 3 of test_prefs shuffled with seed 0
+    assert [x.comparison.prompt_conversation[0].text for x in train] == \
+        datasets.Dataset.from_list([row(i, "train_prefs") for i in range(6)]).shuffle(seed=0)["prompt"]
+    assert [x.comparison.prompt_conversation[0].text for x in test] == \
+        datasets.Dataset.from_list([row(i, "test_prefs") for i in range(5)]).shuffle(seed=0)["prompt"][:3]
+    train_ds, test_ds, stats = dpo_datasets(train, test, renderer, batch_size=2, max_length=128)
+    assert len(train_ds) == 3 and stats.kept == 6 and test_ds is not None and len(test_ds) == 1
+    assert len(test_ds.get_batch(0)) == 6  # 3 comparisons, chosen/rejected pairs
+
+
+def test_lmsys_chatbot_arena_schema(tmp_path):
+    """lmsys/chatbot_arena_conversations: string contents, multi-turn, winner incl. 'tie (bothbad)'."""
+    def conv(tag):
+        return [{"content": "Q1", "role": "user"}, {"content": f"{tag}1", "role": "assistant"},
+                {"content": "Q2", "role": "user"}, {"content": f"{tag}2", "role": "assistant"}]
+
+    rows = [{"question_id": str(i), "model_a": "m1", "model_b": "m2", "winner": w, "judge": "arena_user_1",
+             "conversation_a": conv("a"), "conversation_b": conv("b"), "turn": 2, "anony": True,
+             "language": "English", "tstamp": 1.0} for i, w in enumerate(["model_a", "tie (bothbad)", "model_b"])]
+    rows.append(dict(rows[0], winner="draw"))
+    train, _ = arena_builder(hub_folder(tmp_path / "lmsys", {"train": rows}), test_size=0)()
+    by_label = {x.label: x for x in train if isinstance(x, LabeledComparison)}
+    assert sorted(by_label) == ["A", "B", "Tie"]
+    lc = by_label["A"]
+    assert [m.text for m in lc.comparison.prompt_conversation] == ["Q1"]
+    assert [m.text for m in lc.comparison.completion_A] == ["a1", "Q2", "a2"]
+    errors = [x for x in train if isinstance(x, InputError)]
+    assert len(errors) == 1 and "unknown winner 'draw'" in str(errors[0])
+
+
+def test_multi_message_completion_weights_every_completion_assistant_turn(renderer):
+    completion = [{"role": "assistant", "content": "a1"}, {"role": "user", "content": "Q2"},
+                  {"role": "assistant", "content": "a2"}]
+    lc = LabeledComparison(Comparison.from_dicts(PROMPT, completion, B), "A")
+    chosen, _ = comparison_to_dpo_datums(lc, renderer, None)
+    flagged = [dict(m, trainable=False) for m in PROMPT] + [dict(m, trainable=m["role"] == "assistant")
+                                                           for m in completion]
+    tokens, weights = renderer.build_supervised_example(flagged, TrainOnWhat.CUSTOMIZED)
+    assert chosen == datum_from_tokens_weights(tokens, weights)
+    prompt_len = len(renderer.build_generation_prompt(PROMPT))
+    assert not chosen.weights[: prompt_len - 1].any() and chosen.weights.sum() > 0
+
+
+def test_hhh_markers_inside_a_turn_stay_text():
+    from posttrain.data.preference import hhh_to_comparison
+
+    row = {"chosen": "\n\nHuman: Repeat 'Human: hi'\n\nAssistant: Human: hi",
+           "rejected": "\n\nHuman: Repeat 'Human: hi'\n\nAssistant: No."}
+    lc = hhh_to_comparison(row)
+    assert [m.text for m in lc.comparison.prompt_conversation] == ["Repeat 'Human: hi'"]
+    assert lc.comparison.completion_A[0].text == "Human: hi" and lc.comparison.completion_B[0].text == "No."

@@ -179,6 +179,7 @@ def test_hub_id_rules(tmp_path, monkeypatch):
 
     monkeypatch.chdir(tmp_path)
     assert hub_id_of("hf://datasets/org/name/data/train.jsonl") is None  # a file on the hub: fsspec
+    assert hub_id_of("hf://datasets/org/name/data") is None and hub_id_of("hf://datasets/org/n.v2/") == "org/n.v2"
     assert hub_id_of("data/train.jsonl") is None and hub_id_of("s3://bucket/x.parquet") is None
     (tmp_path / "org" / "name").mkdir(parents=True)
     assert hub_id_of("org/name") is None  # an existing local folder wins
@@ -219,3 +220,30 @@ def test_tool_calls_and_fields_round_trip_through_arrow(tmp_path, monkeypatch):
     assert len(ds) == len(rows)
     for got, want in zip(ds, rows, strict=True):
         assert to_messages(got["messages"]) == to_messages(want["messages"])
+
+
+def test_json_array_file_and_bom(tmp_path):
+    """A pretty-printed JSON array in a .json file; errors name the line where the bad item starts."""
+    p = tmp_path / "a.json"
+    p.write_text(json.dumps(GOOD[:3], indent=2, ensure_ascii=False), encoding="utf-8")
+    assert contents(load_conversations(str(p))) == contents(GOOD[:3])
+    bad = [*GOOD[:2], {"messages": [{"role": "user", "content": 1}]}]
+    text = json.dumps(bad, indent=1)
+    p.write_text(text, encoding="utf-8")
+    third_line = text[: text.index('{\n  "messages": [\n   {\n    "role": "user",\n    "content": 1')].count("\n") + 1
+    with pytest.raises(InputError, match=rf"a\.json:{third_line}: message 0, field 'content'"):
+        load_conversations(str(p))
+    p.write_text('[{"messages": [{"role": "user", "content": "x"}]} {"messages": []}]', encoding="utf-8")
+    with pytest.raises(InputError, match=r"a\.json:1: invalid JSON: expected ','"):
+        load_conversations(str(p))
+    bom = tmp_path / "bom.jsonl"
+    bom.write_bytes(b"\xef\xbb\xbf" + (json.dumps(GOOD[0]) + "\n").encode())
+    assert len(load_conversations(str(bom))) == 1
+
+
+def test_line_column_records_where_each_row_came_from(tmp_path):
+    p = write_jsonl(tmp_path / "c.jsonl", GOOD[:2], ["\n", "{bad\n", json.dumps(GOOD[2]) + "\n"])
+    ds, report = load_conversations_with_report(str(p), skip_invalid=True, line_column="line")
+    assert ds["line"] == [1, 2, 5] and report.skipped == 1
+    assert ds.column_names == ["messages", "line"]
+    assert load_conversations(str(p), skip_invalid=True).column_names == ["messages"]

@@ -1,16 +1,14 @@
-"""SupervisedDataset: exact epoch order vs datasets, lazy datums, flatmap, resume; streaming with a buffer."""
+"""SupervisedDatasetFromHFDataset: exact epoch order vs datasets, lazy datums, flatmap, resume."""
 
 from __future__ import annotations
-
-import json
 
 import datasets
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from posttrain import PosttrainError, get_renderer
-from posttrain.data.sources import stream_conversations
-from posttrain.data.streaming import StreamingSupervisedDataset
 from posttrain.data.supervised import SupervisedDatasetFromHFDataset, conversation_to_datum
 from posttrain.datum import datum_from_tokens_weights
 
@@ -88,62 +86,27 @@ def test_resume_matches_uninterrupted_run(hf):
 
 def test_conversation_to_datum_and_mean_reduction(llama3_tokenizer):
     r = get_renderer("llama3", llama3_tokenizer)
-    d = conversation_to_datum(ROWS[1]["messages"], r, 2048)
+    d = conversation_to_datum(ROWS[1]["messages"], r, 2048, reduction="none")
     tokens, weights = r.build_supervised_example(ROWS[1]["messages"], "all_assistant_messages")
     assert d == datum_from_tokens_weights(tokens, weights, 2048)
-    m = conversation_to_datum(ROWS[1]["messages"], r, 2048, reduction="mean")
+    m = conversation_to_datum(ROWS[1]["messages"], r, 2048)  # default: mean, as tinker-cookbook
     assert np.isclose(m.weights.sum(), 1.0) and np.array_equal(m.weights > 0, d.weights > 0)
+    assert np.allclose(m.weights[m.weights > 0], 1 / d.weights.sum())
+    # truncation happens before the mean: the kept trained tokens sum to 1
+    short = conversation_to_datum(ROWS[1]["messages"], r, len(tokens) - 3)
+    assert len(short) == len(tokens) - 4 and np.isclose(short.weights.sum(), 1.0)
+    with pytest.raises(PosttrainError, match="unknown reduction 'sum'"):
+        conversation_to_datum(ROWS[1]["messages"], r, 2048, reduction="sum")  # type: ignore[arg-type]
 
 
-def _stream_file(tmp_path):
-    p = tmp_path / "s.jsonl"
-    p.write_text("".join(json.dumps(r) + "\n" for r in ROWS), encoding="utf-8")
-    return p
-
-
-def stream_ids(batch):
-    return [int(d.input_tokens[0]) for d in batch]
-
-
-def id_from_messages(row):
-    return datum_from_tokens_weights([int(row["messages"][0]["content"].split()[1]), 0], [0, 1])
-
-
-def test_streaming_buffer_order_equals_datasets_iterable_shuffle(tmp_path):
-    p = _stream_file(tmp_path)
-    ds = StreamingSupervisedDataset(stream_conversations(str(p)), 4, length=N, map_fn=id_from_messages, buffer_size=8)
-    got = [i for b in range(len(ds)) for i in stream_ids(ds.get_batch(b))]
-    ref = stream_conversations(str(p)).shuffle(seed=0, buffer_size=8)
-    ref.set_epoch(0)
-    expected = [int(r["messages"][0]["content"].split()[1]) for r in ref]
-    assert got == expected[:20]
-    assert got != list(range(20)) and sorted(got) != got  # the buffer shuffles
-    ds.set_epoch(1)
-    epoch1 = [i for b in range(len(ds)) for i in stream_ids(ds.get_batch(b))]
-    assert epoch1 != got
-
-
-def test_streaming_forward_only_skip_and_resume(tmp_path):
-    p = _stream_file(tmp_path)
-
-    def make():
-        return StreamingSupervisedDataset(stream_conversations(str(p)), 3, length=N, map_fn=id_from_messages,
-                                          buffer_size=5)
-
-    full = make()
-    full.set_epoch(2)
-    all_batches = [stream_ids(full.get_batch(b)) for b in range(len(full))]
-    resumed = make()
-    resumed.set_epoch(2)
-    assert [stream_ids(resumed.get_batch(b)) for b in range(4, len(resumed))] == all_batches[4:]
-    with pytest.raises(PosttrainError, match="only move forward"):
-        resumed.get_batch(1)
-
-
-def test_streaming_length_longer_than_stream(tmp_path):
-    p = _stream_file(tmp_path)
-    ds = StreamingSupervisedDataset(stream_conversations(str(p)), 10, length=100, map_fn=id_from_messages)
-    ds.get_batch(0)
-    ds.get_batch(1)
-    with pytest.raises(IndexError, match="stream ended during batch 2"):
-        ds.get_batch(2)
+@settings(max_examples=30, deadline=None)
+@given(n=st.integers(1, 60), bs=st.integers(1, 12), seed=st.integers(0, 2**32 - 1))
+def test_batches_partition_the_datasets_permutation(n, bs, seed):
+    """For any size, batch size and seed: batches are consecutive slices of datasets' own permutation."""
+    rows = [{"id": i} for i in range(n)]
+    ds = SupervisedDatasetFromHFDataset(datasets.Dataset.from_list(rows), bs, map_fn=id_datum)
+    ds.set_epoch(seed)
+    assert len(ds) == n // bs
+    expected = datasets.Dataset.from_list(rows).shuffle(seed=seed)["id"]
+    for b in range(len(ds)):
+        assert ids(ds.get_batch(b)) == expected[b * bs:(b + 1) * bs]

@@ -3,20 +3,24 @@
 They use the same splits as tinker-cookbook's builders so a run matches a Python reference run:
 
 * :class:`FromConversationFileBuilder` — JSONL with ``messages``; ``shuffle(seed)`` then the first
-  ``test_size`` rows are the test set (``take``/``skip``).
+  ``test_size`` rows are the test set (``take``/``skip``), served as one batch; trains all assistant
+  messages by default.
 * :class:`NoRobotsBuilder` — ``HuggingFaceH4/no_robots``: its train split shuffled with seed 0, its
-  test split as is.
+  test split as is; all assistant messages.
 * :class:`Tulu3Builder` — ``allenai/tulu-3-sft-mixture``: train split shuffled with seed 0, the first
-  1024 rows as test, the rest as train.
+  1024 rows as test, the rest as train; the last assistant message.
 
-Hub builders take ``path`` (default: the hub id): anything ``datasets.load_dataset`` accepts, e.g. a
-local folder laid out like the hub repository.
+Datums use ``reduction="mean"`` as tinker-cookbook's builders do (``ChatDatasetConfig.reduction``).
+
+Hub builders take ``path`` (default: the hub id) and optional ``data_files``: anything
+``datasets.load_dataset`` accepts, e.g. a local folder laid out like the hub repository, or
+``path="parquet", data_files={"train": ..., "test": ...}`` for local copies of its files.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any, Literal, cast
 
 import datasets
 
@@ -38,9 +42,15 @@ class ChatDatasetConfig:
     max_length: int | None = 2048
     batch_size: int = 8
     train_on_what: TrainOnWhat | str | None = None  # None: the builder's default
+    reduction: Literal["none", "mean"] = "mean"  # tinker-cookbook's SFT builders normalise per datum
 
     def renderer(self) -> Renderer:
         return get_renderer(self.renderer_name, get_tokenizer(self.tokenizer or default_tokenizer_for(self.renderer_name)))
+
+
+# Each row carries where it came from (file line, or 1-based row of the split), so an error found
+# when a batch is rendered names the input row, whatever the shuffle did.
+LINE = "__line__"
 
 
 def _map_fn(config: ChatDatasetConfig, default: TrainOnWhat, source: str) -> Any:
@@ -49,11 +59,15 @@ def _map_fn(config: ChatDatasetConfig, default: TrainOnWhat, source: str) -> Any
 
     def map_fn(row: dict[str, Any]) -> Datum:
         try:
-            return conversation_to_datum(row["messages"], renderer, config.max_length, train_on)
+            return conversation_to_datum(row["messages"], renderer, config.max_length, train_on, config.reduction)
         except PosttrainError as err:
-            raise InputError(str(err), source=source) from err
+            raise InputError(str(err), source=source, line=row.get(LINE)) from err
 
     return map_fn
+
+
+def _numbered(ds: datasets.Dataset) -> datasets.Dataset:
+    return ds.add_column(LINE, list(range(1, len(ds) + 1)))
 
 
 Split = tuple[SupervisedDataset, SupervisedDataset | None]
@@ -67,7 +81,7 @@ class FromConversationFileBuilder:
     shuffle_seed: int | None = 0
 
     def __call__(self) -> Split:
-        ds = load_conversations(self.file_path)
+        ds = load_conversations(self.file_path, line_column=LINE)
         if self.shuffle_seed is not None:
             ds = ds.shuffle(seed=self.shuffle_seed)
         map_fn = _map_fn(self.config, TrainOnWhat.ALL_ASSISTANT_MESSAGES, self.file_path)
@@ -78,8 +92,11 @@ class FromConversationFileBuilder:
         return SupervisedDatasetFromHFDataset(ds, self.config.batch_size, map_fn=map_fn), None
 
 
-def _load_dict(path: str, **kwargs: Any) -> datasets.DatasetDict:
-    return cast(datasets.DatasetDict, datasets.load_dataset(path, **kwargs))
+DataFiles = str | list[str] | dict[str, str | list[str]] | None
+
+
+def _load_dict(path: str, revision: str | None, data_files: DataFiles) -> datasets.DatasetDict:
+    return cast(datasets.DatasetDict, datasets.load_dataset(path, revision=revision, data_files=data_files))
 
 
 @dataclass
@@ -87,13 +104,15 @@ class NoRobotsBuilder:
     config: ChatDatasetConfig
     path: str = "HuggingFaceH4/no_robots"
     revision: str | None = None
+    data_files: DataFiles = None
 
     def __call__(self) -> Split:
-        dd = _load_dict(self.path, revision=self.revision)
-        train, test = dd["train"].shuffle(seed=0), dd["test"]
-        map_fn = _map_fn(self.config, TrainOnWhat.ALL_ASSISTANT_MESSAGES, self.path)
-        return (SupervisedDatasetFromHFDataset(train, self.config.batch_size, map_fn=map_fn),
-                SupervisedDatasetFromHFDataset(test, self.config.batch_size, map_fn=map_fn))
+        dd = _load_dict(self.path, self.revision, self.data_files)
+        train, test = _numbered(dd["train"]).shuffle(seed=0), _numbered(dd["test"])
+        train_fn = _map_fn(self.config, TrainOnWhat.ALL_ASSISTANT_MESSAGES, f"{self.path}[train]")
+        test_fn = _map_fn(self.config, TrainOnWhat.ALL_ASSISTANT_MESSAGES, f"{self.path}[test]")
+        return (SupervisedDatasetFromHFDataset(train, self.config.batch_size, map_fn=train_fn),
+                SupervisedDatasetFromHFDataset(test, self.config.batch_size, map_fn=test_fn))
 
 
 @dataclass
@@ -101,11 +120,12 @@ class Tulu3Builder:
     config: ChatDatasetConfig
     path: str = "allenai/tulu-3-sft-mixture"
     revision: str | None = None
+    data_files: DataFiles = None
     test_size: int = 1024
 
     def __call__(self) -> Split:
-        ds = _load_dict(self.path, revision=self.revision)["train"].shuffle(seed=0)
+        ds = _numbered(_load_dict(self.path, self.revision, self.data_files)["train"]).shuffle(seed=0)
         test, train = ds.take(self.test_size), ds.skip(self.test_size)
-        map_fn = _map_fn(self.config, TrainOnWhat.LAST_ASSISTANT_MESSAGE, self.path)
+        map_fn = _map_fn(self.config, TrainOnWhat.LAST_ASSISTANT_MESSAGE, f"{self.path}[train]")
         return (SupervisedDatasetFromHFDataset(train, self.config.batch_size, map_fn=map_fn),
                 SupervisedDatasetFromHFDataset(test, self.config.batch_size, map_fn=map_fn))

@@ -4,14 +4,19 @@ A :class:`LabeledComparison` says which of two completions of a shared prompt is
 DPO each one becomes an adjacent pair of datums, chosen first, rejected second, rendered from the
 same prompt with weights only on the completion. Ties carry no preference: they are skipped and
 counted, as are rows a builder cannot turn into a comparison (each with its reason).
+
+Splits and parsing follow tinker-cookbook's preference builders, with two deliberate differences:
+hh-rlhf transcripts are cut only at turn markers (``\n\nHuman:`` / ``\n\nAssistant:``), so those
+words inside a turn stay text; and a multi-turn completion (arena) trains every assistant turn of
+the completion, not only the last. DPO weights stay 0/1 (sequence log-prob sums, no mean).
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 import datasets
@@ -68,9 +73,9 @@ def _completion_sequence(renderer: Renderer, prompt: list[Message], completion: 
                          max_length: int | None) -> Datum:
     if not any(m.role == "assistant" for m in completion):
         raise PosttrainError("a completion needs at least one assistant message")
-    flagged = [Message(m.role, m.content, m.tool_calls, m.tool_call_id, m.name, trainable=False) for m in prompt]
-    flagged += [Message(m.role, m.content, m.tool_calls, m.tool_call_id, m.name, trainable=m.role == "assistant")
-                for m in completion]
+    # Explicit per-message flags: the prompt never trains, every assistant turn of the completion does.
+    flagged = [replace(m, trainable=False) for m in prompt]
+    flagged += [replace(m, trainable=m.role == "assistant") for m in completion]
     tokens, weights = renderer.build_supervised_example(flagged, TrainOnWhat.CUSTOMIZED)
     return datum_from_tokens_weights(tokens, weights, max_length)
 
@@ -130,22 +135,42 @@ def dpo_dataset(comparisons: Iterable[LabeledComparison | InputError], renderer:
 # -- sources ----------------------------------------------------------------------------------------
 
 
-def read_comparisons_jsonl(path: str) -> Iterable[LabeledComparison]:
-    """JSONL comparison format: ``{"prompt_conversation": [...], "completion_A": [...],
-    "completion_B": [...], "label": "A" | "B" | "Tie"}``. Errors name the file and line."""
+def _comparison_fields(row: Any) -> tuple[dict[str, Any], Any]:
+    """The comparison object and label of a JSONL row, flat or nested under ``comparison``."""
+    if not isinstance(row, dict):
+        raise PosttrainError(f"expected a JSON object, got {type(row).__name__}")
+    body = row.get("comparison", row)
+    if not isinstance(body, dict):
+        raise PosttrainError(f"field 'comparison': expected an object, got {type(body).__name__}")
+    missing = [k for k in ("prompt_conversation", "completion_A", "completion_B") if k not in body]
+    missing += [] if "label" in row else ["label"]
+    if missing:
+        raise PosttrainError(f"missing {', '.join(missing)}")
+    return body, row["label"]
+
+
+def _checked_messages(value: Any, fld: str) -> list[Message]:
+    try:
+        return to_messages(value)
+    except MessageError as err:
+        raise PosttrainError(f"{fld}: {err}") from err
+
+
+def read_comparisons_jsonl(path: str) -> Iterator[LabeledComparison]:
+    """JSONL comparisons, one per line: ``{"prompt_conversation": [...], "completion_A": [...],
+    "completion_B": [...], "label": "A" | "B" | "Tie"}``, or tinker-cookbook's nested form
+    ``{"comparison": {"prompt_conversation": ..., "completion_A": ..., "completion_B": ...}, "label": ...}``.
+    Errors name the file, line and field."""
     import fsspec
 
     with fsspec.open(path, "rt", encoding="utf-8", compression="infer") as f:
         for line, row in iter_jsonl(f, source=path):
             try:
-                if not isinstance(row, dict):
-                    raise PosttrainError(f"expected a JSON object, got {type(row).__name__}")
-                missing = [k for k in ("prompt_conversation", "completion_A", "completion_B", "label") if k not in row]
-                if missing:
-                    raise PosttrainError(f"missing {', '.join(missing)}")
-                comparison = Comparison.from_dicts(row["prompt_conversation"], row["completion_A"], row["completion_B"])
-                yield LabeledComparison(comparison, row["label"])
-            except (MessageError, PosttrainError) as err:
+                body, label = _comparison_fields(row)
+                comparison = Comparison(*(_checked_messages(body[k], k)
+                                          for k in ("prompt_conversation", "completion_A", "completion_B")))
+                yield LabeledComparison(comparison, label)
+            except PosttrainError as err:
                 raise InputError(str(err), source=path, line=line) from err
 
 
@@ -183,12 +208,16 @@ def ultrafeedback_to_comparison(row: dict[str, Any]) -> LabeledComparison:
 
 
 def _arena_messages(conv: list[dict[str, Any]]) -> list[dict[str, str]]:
+    """lmsys rows hold content strings; lmarena rows hold lists of typed parts (text joined by a space,
+    as tinker-cookbook does; a message with no parts is dropped)."""
     out = []
     for m in conv:
         content = m["content"]
         if isinstance(content, list):
             if any(not isinstance(p, dict) or p.get("type") != "text" for p in content):
                 raise PosttrainError("non-text content (images) is not supported")
+            if not content:
+                continue
             content = " ".join(p.get("text", "") for p in content)
         out.append({"role": m["role"], "content": content})
     return out
@@ -254,8 +283,34 @@ def hhh_builder(path: str = "Anthropic/hh-rlhf", **kw: Any) -> HubComparisonBuil
 
 
 def ultrafeedback_builder(path: str = "argilla/ultrafeedback-binarized-preferences", **kw: Any) -> HubComparisonBuilder:
+    """tinker-cookbook's UltraFeedback set (argilla layout): one train split, first 1024 shuffled rows as test."""
     return HubComparisonBuilder(path, ultrafeedback_to_comparison, **kw)
 
 
+def ultrafeedback_binarized_builder(path: str = "HuggingFaceH4/ultrafeedback_binarized", **kw: Any
+                                    ) -> HubComparisonBuilder:
+    """HuggingFaceH4's layout: ``train_prefs`` / ``test_prefs`` splits of chosen/rejected message lists."""
+    return HubComparisonBuilder(path, ultrafeedback_to_comparison, **{"split": "train_prefs",
+                                                                       "test_split": "test_prefs", **kw})
+
+
 def arena_builder(path: str = "lmarena-ai/arena-human-preference-140k", **kw: Any) -> HubComparisonBuilder:
+    """Arena sets: ``lmarena-ai/arena-human-preference-140k`` (tinker-cookbook's) or
+    ``lmsys/chatbot_arena_conversations`` (same columns, string contents)."""
     return HubComparisonBuilder(path, arena_to_comparison, **kw)
+
+
+def dpo_datasets(
+    train: Iterable[LabeledComparison | InputError],
+    test: Iterable[LabeledComparison | InputError] | None,
+    renderer: Renderer,
+    batch_size: int,
+    max_length: int | None = None,
+) -> tuple[SupervisedDatasetFromHFDataset, SupervisedDatasetFromHFDataset | None, PreferenceStats]:
+    """Train and test DPO datasets from a builder's output; the test set is one batch holding all of
+    it (as tinker-cookbook does). The stats are the train set's."""
+    train_ds, stats = dpo_dataset(train, renderer, batch_size, max_length)
+    test_list = list(test) if test is not None else []
+    n_test = sum(isinstance(x, LabeledComparison) and x.label != "Tie" for x in test_list)
+    test_ds = dpo_dataset(test_list, renderer, n_test, max_length)[0] if n_test else None
+    return train_ds, test_ds, stats

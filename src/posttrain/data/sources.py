@@ -9,18 +9,19 @@ How a spec is read:
 * ``hub:ORG/NAME`` or ``hf://datasets/ORG/NAME`` (no file suffix) — the hub dataset, through
   ``datasets.load_dataset(ORG/NAME, subset, split=..., revision=...)``.
 * ``ORG/NAME`` that is not an existing local path — treated as a hub id, like ``hub:ORG/NAME``.
-  A local path always wins; write ``./org/name`` to be explicit.
+  A local path always wins, and a name ending in a data suffix (``dir/x.jsonl``) is a path.
 * a local folder — ``datasets.load_dataset(folder, subset, split=...)``: a folder laid out like a hub
   dataset repo (``data/<split>-*.parquet``, or a README dataset card whose ``configs`` name the files).
-* a file path or URL (``s3://``, ``gs://``, ``az://``, ``hf://``, ``file://``, ``memory://``) — by
-  suffix: ``.jsonl``/``.json`` (optionally ``.gz``/``.zst``…), ``.parquet``, ``.csv`` (a ``messages``
-  column holding JSON text).
+* a file path or URL (``hf://``, ``file://``, ``memory://``; ``s3://``, ``gs://``, ``az://`` once
+  their fsspec backends s3fs / gcsfs / adlfs are installed) — by suffix: ``.jsonl``/``.json`` (JSON
+  lines, or a JSON array in a ``.json`` file; optionally ``.gz``/``.zst``…), ``.parquet``, ``.csv``
+  (a ``messages`` column holding JSON text).
 
-Validated rows are collected into Arrow record batches of :data:`CHUNK_ROWS` rows, so a large
-source costs about its Arrow size in memory, not a Python object per field.
-
-Rows are stored in one canonical shape so Arrow sees one schema whatever the input mixes:
-``{"role", "content": str, "thinking"?, "tool_calls"?, "tool_call_id"?, "name"?, "trainable"?}``.
+Rows are stored in one canonical shape, :data:`MESSAGES_TYPE`, so Arrow sees one schema whatever the
+input mixes: ``{"role", "content": str, "thinking", "tool_calls", "tool_call_id", "name", "trainable"}``
+(absent fields null; content parts joined, ``reasoning_content`` kept as ``thinking``). They are
+collected in Arrow record batches of :data:`CHUNK_ROWS` rows, so a large source costs about its
+Arrow size in memory rather than a Python object per field.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from typing import Any
 import datasets
 import fsspec
 import pyarrow as pa
+from datasets.fingerprint import generate_random_fingerprint
 
 from posttrain.errors import InputError, PosttrainError
 from posttrain.jsonl import parse_conversation_row, parse_json_line
@@ -45,6 +47,7 @@ HUB_PREFIX = "hub:"
 HF_DATASETS_URL = "hf://datasets/"
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 CHUNK_ROWS = 4096
+DATA_SUFFIXES = (".jsonl", ".json", ".parquet", ".csv")
 
 _TOOL_CALL = pa.struct([
     ("type", pa.string()),
@@ -105,9 +108,11 @@ def hub_id_of(spec: str) -> str | None:
     """The hub dataset id a spec names, or None when it names a file, folder or URL."""
     if spec.startswith(HUB_PREFIX):
         return spec.removeprefix(HUB_PREFIX)
-    if spec.startswith(HF_DATASETS_URL) and not _suffix(spec):
-        return spec.removeprefix(HF_DATASETS_URL).rstrip("/")
-    if "://" not in spec and not os.path.exists(spec) and _HUB_ID.match(spec):
+    rest = spec.removeprefix(HF_DATASETS_URL).rstrip("/")
+    if spec.startswith(HF_DATASETS_URL) and _HUB_ID.match(rest) and _suffix(rest) not in DATA_SUFFIXES:
+        return rest  # the whole repo; a file or folder inside it is read through fsspec
+    # A missing "dir/file.jsonl" is a typo'd path, not a hub id: the file error is the helpful one.
+    if "://" not in spec and not os.path.exists(spec) and _HUB_ID.match(spec) and _suffix(spec) not in DATA_SUFFIXES:
         return spec
     return None
 
@@ -120,18 +125,50 @@ def _json_text(value: Any, source: str, line: int) -> Any:
         raise InputError(f"column 'messages' is not valid JSON: {err.msg}", source=source, line=line) from err
 
 
-def _validated(rows: Iterable[tuple[int, Any]], source: str, report: SkipReport | None) -> Iterator[dict[str, Any]]:
+def _validated(rows: Iterable[tuple[int, Any]], source: str, report: SkipReport | None,
+               line_column: str | None = None) -> Iterator[dict[str, Any]]:
     for line, row in rows:
         try:
-            yield {"messages": canonical_messages(parse_conversation_row(row, source=source, line=line))}
+            out = {"messages": canonical_messages(parse_conversation_row(row, source=source, line=line))}
+            if line_column is not None:
+                out[line_column] = line
+            yield out
         except InputError as err:
             if report is None:
                 raise
             report.add(err)
 
 
+def _json_array_rows(text: str, spec: str) -> Iterator[tuple[int, Any]]:
+    """Items of a ``[...]`` JSON file, each numbered by the file line where it starts."""
+    decoder = json.JSONDecoder()
+    ws = re.compile(r"\s*")
+    pos = ws.match(text, text.index("[") + 1).end()
+    while pos < len(text) and text[pos] != "]":
+        line = text.count("\n", 0, pos) + 1
+        try:
+            item, pos = decoder.raw_decode(text, pos)
+        except json.JSONDecodeError as err:
+            raise InputError(f"invalid JSON: {err.msg}", source=spec, line=err.lineno) from err
+        yield line, item
+        pos = ws.match(text, pos).end()
+        if pos < len(text) and text[pos] == ",":
+            pos = ws.match(text, pos + 1).end()
+        elif pos >= len(text) or text[pos] != "]":
+            raise InputError("invalid JSON: expected ',' or ']' after an array item", source=spec,
+                             line=text.count("\n", 0, pos) + 1)
+
+
 def _jsonl_rows(spec: str, report: SkipReport | None) -> Iterator[tuple[int, Any]]:
-    with fsspec.open(spec, "rt", encoding="utf-8", compression="infer") as f:
+    # utf-8-sig: a byte-order mark some editors write would otherwise break line 1.
+    with fsspec.open(spec, "rt", encoding="utf-8-sig", compression="infer") as f:
+        first = f.read(1)
+        while first.isspace():
+            first = f.read(1)
+        f.seek(0)
+        if first == "[" and _suffix(spec) == ".json":  # a JSON array, not JSON lines
+            yield from _json_array_rows(f.read(), spec)
+            return
         for number, text in enumerate(f, start=1):
             if not text.strip():
                 continue
@@ -146,7 +183,7 @@ def _jsonl_rows(spec: str, report: SkipReport | None) -> Iterator[tuple[int, Any
 def _csv_rows(spec: str, report: SkipReport | None) -> Iterator[tuple[int, Any]]:
     import csv
 
-    with fsspec.open(spec, "rt", encoding="utf-8", newline="", compression="infer") as f:
+    with fsspec.open(spec, "rt", encoding="utf-8-sig", newline="", compression="infer") as f:
         reader = csv.DictReader(f)
         if reader.fieldnames is None or "messages" not in reader.fieldnames:
             raise InputError(f"CSV needs a 'messages' column (holding JSON), found {reader.fieldnames}", source=spec,
@@ -163,6 +200,8 @@ def _csv_rows(spec: str, report: SkipReport | None) -> Iterator[tuple[int, Any]]
 
 def _hf_rows(ds: datasets.Dataset, source: str, report: SkipReport | None) -> Iterator[tuple[int, Any]]:
     """Rows of an Arrow dataset, numbered from 1."""
+    if "messages" in ds.column_names:  # don't decode columns we drop anyway (images, metadata)
+        ds = ds.select_columns(["messages"])
     for i, row in enumerate(ds, start=1):
         if isinstance(row.get("messages"), str):
             try:
@@ -175,19 +214,22 @@ def _hf_rows(ds: datasets.Dataset, source: str, report: SkipReport | None) -> It
         yield i, row
 
 
-def _from_rows(rows: Iterable[dict[str, Any]], source: str) -> datasets.Dataset:
+def _from_rows(rows: Iterable[dict[str, Any]], source: str, line_column: str | None) -> datasets.Dataset:
+    schema = _SCHEMA if line_column is None else _SCHEMA.append(pa.field(line_column, pa.int64()))
     batches: list[pa.RecordBatch] = []
     chunk: list[dict[str, Any]] = []
     for row in rows:
         chunk.append(row)
         if len(chunk) == CHUNK_ROWS:
-            batches.append(pa.RecordBatch.from_pylist(chunk, schema=_SCHEMA))
+            batches.append(pa.RecordBatch.from_pylist(chunk, schema=schema))
             chunk = []
     if chunk:
-        batches.append(pa.RecordBatch.from_pylist(chunk, schema=_SCHEMA))
+        batches.append(pa.RecordBatch.from_pylist(chunk, schema=schema))
     if not batches:
         raise InputError("no conversations found", source=source)
-    return datasets.Dataset(pa.Table.from_batches(batches, schema=_SCHEMA))
+    # A fingerprint of our own: datasets would otherwise hash (serialise) the whole table to make one,
+    # which doubles peak memory. The dataset is in memory, so no cache depends on it.
+    return datasets.Dataset(pa.Table.from_batches(batches, schema=schema), fingerprint=generate_random_fingerprint())
 
 
 def load_conversations_with_report(
@@ -197,8 +239,13 @@ def load_conversations_with_report(
     subset: str | None = None,
     revision: str | None = None,
     skip_invalid: bool = False,
+    line_column: str | None = None,
 ) -> tuple[datasets.Dataset, SkipReport]:
-    """Load and validate conversations; returns the dataset (column ``messages``) and what was skipped."""
+    """Load and validate conversations; returns the dataset (column ``messages``) and what was skipped.
+
+    ``line_column`` names an extra int column holding each row's location as errors give it (file
+    line, or 1-based row within the split), so later errors (rendering) can point back to the input.
+    """
     report = SkipReport()
     rep = report if skip_invalid else None
     hub_id = hub_id_of(spec)
@@ -206,7 +253,7 @@ def load_conversations_with_report(
         path = hub_id or spec
         ds = datasets.load_dataset(path, subset, split=split, revision=revision)
         where = f"{path}[{split}]"  # rows are numbered from 1 within the split
-        return _from_rows(_validated(_hf_rows(ds, where, rep), where, rep), path), report
+        return _from_rows(_validated(_hf_rows(ds, where, rep), where, rep, line_column), path, line_column), report
     kind = _suffix(spec)
     if kind in (".jsonl", ".json"):
         rows: Iterable[tuple[int, Any]] = _jsonl_rows(spec, rep)
@@ -219,7 +266,7 @@ def load_conversations_with_report(
             f"{spec}: unknown data format {kind or '(no suffix)'}; expected .jsonl, .json, .parquet or .csv, "
             "a dataset folder, or hub:ORG/NAME"
         )
-    return _from_rows(_validated(rows, spec, rep), spec), report
+    return _from_rows(_validated(rows, spec, rep, line_column), spec, line_column), report
 
 
 def load_conversations(
@@ -229,10 +276,11 @@ def load_conversations(
     subset: str | None = None,
     revision: str | None = None,
     skip_invalid: bool = False,
+    line_column: str | None = None,
 ) -> datasets.Dataset:
     """:func:`load_conversations_with_report` without the report (use that one with ``skip_invalid``)."""
     return load_conversations_with_report(spec, split=split, subset=subset, revision=revision,
-                                          skip_invalid=skip_invalid)[0]
+                                          skip_invalid=skip_invalid, line_column=line_column)[0]
 
 
 def _stream_rows(spec: str) -> Iterator[dict[str, Any]]:

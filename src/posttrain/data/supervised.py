@@ -48,12 +48,13 @@ def conversation_to_datum(
     renderer: Renderer,
     max_length: int | None,
     train_on_what: TrainOnWhat | str = TrainOnWhat.ALL_ASSISTANT_MESSAGES,
-    reduction: Literal["none", "mean"] = "none",
+    reduction: Literal["none", "mean"] = "mean",
 ) -> Datum:
-    """Render one conversation and cut it into a datum.
+    """Render one conversation and cut it into a datum (truncated to ``max_length`` first).
 
-    ``reduction="mean"`` scales the weights of each datum to sum to 1 (tinker-cookbook's default for
-    SFT since it added the option); ``"none"`` keeps 0/1 weights (token-sum loss).
+    ``reduction="mean"`` (the default, as in tinker-cookbook's SFT path) scales each datum's weights
+    to sum to 1, so long and short examples weigh the same; ``"none"`` keeps the renderer's 0/1
+    weights (token-sum loss, what DPO needs).
     """
     tokens, weights = renderer.build_supervised_example(conversation, train_on_what)
     datum = datum_from_tokens_weights(tokens, weights, max_length)
