@@ -8,63 +8,38 @@ Layers: config → dataset snapshot → rendered samples → first batch → met
 
 from __future__ import annotations
 
-import hashlib
-import json
 import re
-import unicodedata
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-from posttrain.parity.artifacts import RunArtifacts, canonical_json, content_hash
+from posttrain.parity.artifacts import RunArtifacts, content_hash, hash_hex
+from posttrain.parity.model import Finding, ParityReport
+from posttrain.parity.report import render_markdown
+from posttrain.parity.serialization import hash_recipe, sample_key, serialization_findings
 
-# Config fields that change the training data or the run; others (paths, timestamps) are informational.
-KEY_CONFIG_FIELDS = (
-    "model_name", "tokenizer", "renderer", "train_on_what", "max_length", "batch_size", "seed", "shuffle",
-    "truncation_side", "learning_rate", "lr", "num_epochs", "lora_rank",
-)
+__all__ = ["Finding", "ParityReport", "diff_runs", "render_markdown"]
+
+# Config fields that change the training data or the run (matched on the flattened, lower-cased key);
+# other fields (paths, counts) are reported as notes, and timestamps are not compared at all.
+KEY_CONFIG = re.compile(r"model|renderer|tokenizer|train_on|max_len|truncat|batch_size|seed|shuffle|"
+                        r"(^|[._])lr($|[._])|learning_rate|epoch|lora|bos")
+IGNORED_CONFIG = re.compile(r"time|date|created|started|finished|hostname|duration")
 WINDOW = 6
-
-
-@dataclass
-class Finding:
-    layer: str
-    cause: str
-    summary: str
-    evidence: dict[str, Any] = field(default_factory=dict)
-    data_difference: bool = True
-
-
-@dataclass
-class ParityReport:
-    run_a: str
-    run_b: str
-    findings: list[Finding]
-
-    @property
-    def match(self) -> bool:
-        return not any(f.data_difference for f in self.findings)
-
-    def causes(self) -> list[str]:
-        return [f.cause for f in self.findings]
-
-    def find(self, cause: str) -> list[Finding]:
-        return [f for f in self.findings if f.cause == cause]
-
-    def to_json(self) -> dict[str, Any]:
-        return {"run_a": self.run_a, "run_b": self.run_b, "match": self.match,
-                "findings": [asdict(f) for f in self.findings]}
 
 
 # -- helpers ------------------------------------------------------------------------------------
 
 
 def _bos_id(a: RunArtifacts, b: RunArtifacts) -> int | None:
+    """config.json's ``bos_token_id``; ``null`` there means the tokenizer has none (e.g. Qwen). Without
+    the field: inferred as the first token that every rendered sample of both runs starts with."""
     for run in (a, b):
         bos = run.config.get("bos_token_id")
-        if isinstance(bos, int):
+        if isinstance(bos, int) and not isinstance(bos, bool):
             return bos
-    # Infer: the first token every rendered sample of both runs starts with.
+    if any("bos_token_id" in run.config for run in (a, b)):
+        return None
     firsts = {s["all_tokens"][0] for r in (a, b) if r.rendered for s in r.rendered["samples"] if s.get("all_tokens")}
     return firsts.pop() if len(firsts) == 1 else None
 
@@ -80,35 +55,6 @@ def _strip(tokens: Sequence[int], tok: int | None) -> list[int]:
     return [t for t in tokens if t != tok]
 
 
-def _msg_key(messages: Any) -> str:
-    """Identity of a sample's content, independent of how it was serialized or normalized."""
-    return content_hash(_nfc(messages))
-
-
-def _nfc(obj: Any) -> Any:
-    if isinstance(obj, str):
-        return unicodedata.normalize("NFC", obj)
-    if isinstance(obj, list):
-        return [_nfc(x) for x in obj]
-    if isinstance(obj, dict):
-        return {k: _nfc(v) for k, v in obj.items()}
-    return obj
-
-
-def _escaped_chars(raw: bytes) -> list[str]:
-    """Non-ASCII characters a JSON file writes as \\uXXXX escapes (surrogate pairs joined)."""
-    found = re.findall(rb"\\u([0-9a-fA-F]{4})(?:\\u(d[c-f][0-9a-fA-F]{2}))?", raw)
-    chars: list[str] = []
-    for hi, lo in found:
-        code = int(hi, 16)
-        if code < 0x80:
-            continue
-        ch = (chr(code) + chr(int(lo, 16))).encode("utf-16", "surrogatepass").decode("utf-16") if lo else chr(code)
-        if ch not in chars:
-            chars.append(ch)
-    return chars
-
-
 def _ranges(indices: Sequence[int]) -> list[list[int]]:
     out: list[list[int]] = []
     for i in indices:
@@ -122,16 +68,18 @@ def _ranges(indices: Sequence[int]) -> list[list[int]]:
 class _Decoder:
     """Decodes token windows when the run's tokenizer loads offline; otherwise shows ids only."""
 
-    def __init__(self, config: dict[str, Any]):
+    def __init__(self, *configs: dict[str, Any]):
         self.tok = None
-        name = config.get("tokenizer")
-        if isinstance(name, str) and name.startswith("posttrain:"):
-            try:
-                from posttrain.tokenizer import get_tokenizer
+        for config in configs:
+            name = config.get("tokenizer")
+            if isinstance(name, str) and name.startswith("posttrain:"):
+                try:
+                    from posttrain.tokenizer import get_tokenizer
 
-                self.tok = get_tokenizer(name)
-            except Exception:  # noqa: BLE001 - decoding is a convenience; ids are always shown
-                self.tok = None
+                    self.tok = get_tokenizer(name)
+                    return
+                except Exception:  # noqa: BLE001 - decoding is a convenience; ids are always shown
+                    self.tok = None
 
     def __call__(self, tokens: Sequence[int]) -> str | None:
         return self.tok.decode(list(tokens)) if self.tok is not None else None
@@ -146,17 +94,27 @@ def _missing(layer: str, in_a: bool) -> Finding:
 # -- layers -------------------------------------------------------------------------------------
 
 
+def _flatten(obj: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in obj.items():
+        if isinstance(v, dict):
+            out.update(_flatten(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
 def _diff_config(a: RunArtifacts, b: RunArtifacts) -> list[Finding]:
+    ca, cb = _flatten(a.config), _flatten(b.config)
+    diffs = {k: [ca.get(k), cb.get(k)] for k in sorted(set(ca) | set(cb))
+             if ca.get(k) != cb.get(k) and not IGNORED_CONFIG.search(k.lower())}
+    key = {k: v for k, v in diffs.items() if KEY_CONFIG.search(k.lower())}
+    other = {k: v for k, v in diffs.items() if k not in key}
     out = []
-    keys = sorted(set(a.config) | set(b.config))
-    key_diffs = {k: [a.config.get(k), b.config.get(k)] for k in keys if k in KEY_CONFIG_FIELDS
-                 and a.config.get(k) != b.config.get(k)}
-    other = {k: [a.config.get(k), b.config.get(k)] for k in keys if k not in KEY_CONFIG_FIELDS
-             and a.config.get(k) != b.config.get(k)}
-    if key_diffs:
+    if key:
         out.append(Finding("config", "config_difference",
-                           "config differs on " + ", ".join(f"{k} ({v[0]!r} vs {v[1]!r})" for k, v in key_diffs.items()),
-                           {"fields": key_diffs}))
+                           "config differs on " + ", ".join(f"{k} ({v[0]!r} vs {v[1]!r})" for k, v in key.items()),
+                           {"fields": key}))
     if other:
         out.append(Finding("config", "config_difference", "config differs on informational fields: "
                            + ", ".join(other), {"fields": other}, data_difference=False))
@@ -169,132 +127,136 @@ class _SnapshotAlignment:
     reordered: bool
 
 
+def _match(keys_a: Sequence[Any], keys_b: Sequence[Any]) -> list[int | None]:
+    """For each A position, a B position with an equal key: same position first, then the first unused."""
+    free: dict[Any, list[int]] = {}
+    for j, k in enumerate(keys_b):
+        free.setdefault(k, []).append(j)
+    out: list[int | None] = [None] * len(keys_a)
+    for i, k in enumerate(keys_a):
+        if i < len(keys_b) and keys_b[i] == k:
+            out[i] = i
+            free[k].remove(i)
+    for i, k in enumerate(keys_a):
+        if out[i] is None and free.get(k):
+            out[i] = free[k].pop(0)
+    return out
+
+
 def _diff_snapshot(a: RunArtifacts, b: RunArtifacts) -> tuple[list[Finding], _SnapshotAlignment | None]:
     out: list[Finding] = []
     if a.snapshot is None or b.snapshot is None:
         return [_missing("dataset_snapshot", a.snapshot is None)], None
     sa, sb = a.snapshot["samples"], b.snapshot["samples"]
-    if a.snapshot.get("total_count") != b.snapshot.get("total_count"):
+    if a.snapshot["total_count"] != b.snapshot["total_count"]:
         out.append(Finding("dataset_snapshot", "sample_count",
-                           f"total_count {a.snapshot.get('total_count')} vs {b.snapshot.get('total_count')}",
-                           {"a": a.snapshot.get("total_count"), "b": b.snapshot.get("total_count")}))
-    keys_a = [_msg_key(s["messages"]) for s in sa]
-    keys_b = [_msg_key(s["messages"]) for s in sb]
-    pos_b: dict[str, int] = {}
-    for j, k in enumerate(keys_b):
-        pos_b.setdefault(k, j)
-    a_to_b = [pos_b.get(k) for k in keys_a]
-    same_position = [j == i for i, j in enumerate(a_to_b)]
-    reordered = any(j is not None for j in a_to_b) and not all(same_position[: min(len(sa), len(sb))])
-    if reordered and all(j is not None for j in a_to_b):
+                           f"the datasets hold {a.snapshot['total_count']} vs {b.snapshot['total_count']} samples "
+                           "(different source, filtering or skipped rows)",
+                           {"a": a.snapshot["total_count"], "b": b.snapshot["total_count"]}))
+    a_to_b = _match([sample_key(s["messages"]) for s in sa], [sample_key(s["messages"]) for s in sb])
+    reordered = any(j is not None and j != i for i, j in enumerate(a_to_b))
+    if reordered:
+        moved = sum(j is not None and j != i for i, j in enumerate(a_to_b))
         out.append(Finding(
             "dataset_snapshot", "reordering",
-            "the same samples appear in another order already in the dataset snapshot: the dataset shuffle "
-            "differs (seed or PRNG)",
-            {"permutation_a_to_b": a_to_b, "index_a": [s.get("index") for s in sa],
-             "index_b": [s.get("index") for s in sb]}))
+            f"{moved} of {len(sa)} samples sit at other positions already in the dataset snapshot: the dataset "
+            "shuffle differs (seed, PRNG, or shuffling something other than dataset rows)",
+            {"permutation_a_to_b": a_to_b, "index_a": [s["index"] for s in sa], "index_b": [s["index"] for s in sb]}))
     missing = [i for i, j in enumerate(a_to_b) if j is None]
     if missing:
-        out.append(Finding("dataset_snapshot", "different_samples",
-                           f"{len(missing)} of {len(sa)} snapshot samples of A have no equal sample in B",
-                           {"positions_a": missing, "index_a": [sa[i].get("index") for i in missing]}))
-    out += _serialization(a, b, sa, sb, a_to_b)
+        out.append(_different_samples(sa, sb, missing))
+    out += serialization_findings(a, b, a_to_b)
     return out, _SnapshotAlignment(a_to_b, reordered)
 
 
-def _serialization(a: RunArtifacts, b: RunArtifacts, sa: list[dict[str, Any]], sb: list[dict[str, Any]],
-                   a_to_b: list[int | None]) -> list[Finding]:
-    out: list[Finding] = []
-    hash_mismatch = [i for i, j in enumerate(a_to_b) if j is not None
-                     and sa[i].get("content_hash") != sb[j].get("content_hash")]
-    exact_mismatch = [i for i, j in enumerate(a_to_b) if j is not None
-                      and canonical_json(sa[i]["messages"]) != canonical_json(sb[j]["messages"])]
-    raw_a = a.raw.get("dataset_snapshot.json", b"")
-    raw_b = b.raw.get("dataset_snapshot.json", b"")
-    esc_a, esc_b = _escaped_chars(raw_a), _escaped_chars(raw_b)
-    if hash_mismatch:
-        how = {}
-        for side, samples, idx in (("a", sa, hash_mismatch), ("b", sb, [a_to_b[i] for i in hash_mismatch])):
-            s = samples[idx[0]]  # type: ignore[index]
-            ascii_hash = hashlib.sha256(
-                json.dumps(s["messages"], sort_keys=True, ensure_ascii=True, separators=(",", ":")).encode()
-            ).hexdigest()
-            stored = s.get("content_hash", "")
-            how[side] = ("canonical" if stored == content_hash(s["messages"])
-                         else "ASCII-escaped JSON" if stored.split(":")[-1] == ascii_hash
-                         else "unknown")
-        out.append(Finding(
-            "dataset_snapshot", "serialization_only",
-            f"content_hash differs for {len(hash_mismatch)} samples whose text is equal: hashes computed over "
-            f"different JSON (A: {how['a']}, B: {how['b']}); not a data difference",
-            {"positions_a": hash_mismatch, "hash_method": how, "escaped_chars_a": esc_a, "escaped_chars_b": esc_b},
-            data_difference=False))
-    elif esc_a != esc_b:
-        side = "B" if esc_b else "A"
-        chars = esc_b or esc_a
-        out.append(Finding(
-            "dataset_snapshot", "serialization_only",
-            f"run {side} writes non-ASCII characters as \\u escapes ({', '.join(_describe(c) for c in chars[:8])}); "
-            "the decoded text is equal, not a data difference",
-            {"escaped_chars_a": esc_a, "escaped_chars_b": esc_b}, data_difference=False))
-    if exact_mismatch:
-        out.append(Finding(
-            "dataset_snapshot", "serialization_only",
-            f"{len(exact_mismatch)} samples are equal only after Unicode NFC normalization",
-            {"positions_a": exact_mismatch}, data_difference=False))
-    return out
+def _different_samples(sa: list[dict[str, Any]], sb: list[dict[str, Any]], missing: list[int]) -> Finding:
+    """Samples of A with no equal sample in B: other rows picked (shuffle) or the same row with other text."""
+    by_index_b = {s["index"]: s for s in sb}
+    same_row_other_text = [i for i in missing if sa[i]["index"] in by_index_b]
+    if same_row_other_text:
+        why = (f"{len(same_row_other_text)} of them are the same dataset rows (index) with other content: the "
+               "source or its preprocessing differs")
+    else:
+        why = ("B holds other dataset rows at these positions (dataset index "
+               f"{[sa[i]['index'] for i in missing[:8]]} in A vs "
+               f"{[sb[i]['index'] for i in missing[:8] if i < len(sb)]} in B): the dataset shuffle "
+               "(seed or PRNG) or the source differs")
+    return Finding("dataset_snapshot", "different_samples",
+                   f"{len(missing)} of {len(sa)} snapshot samples of A have no equal sample in B; {why}",
+                   {"positions_a": missing, "index_a": [sa[i]["index"] for i in missing],
+                    "same_index_other_content": same_row_other_text})
 
 
-def _describe(ch: str) -> str:
-    code = "+".join(f"U+{ord(c):04X}" for c in ch)
-    try:
-        name = " ".join(unicodedata.name(c) for c in ch)
-    except ValueError:
-        name = "?"
-    escaped = "".join(f"\\u{u:04x}" for u in _utf16(ch))
-    return f"'{ch}' {code} {name} as {escaped}"
+def _text_divergence(text_a: str | None, text_b: str | None, context: int = 40) -> dict[str, Any] | None:
+    """Where two ``decoded`` texts first differ, with some context: evidence that needs no tokenizer."""
+    if not isinstance(text_a, str) or not isinstance(text_b, str) or text_a == text_b:
+        return None
+    i = next((k for k, (x, y) in enumerate(zip(text_a, text_b, strict=False)) if x != y), min(len(text_a), len(text_b)))
+    lo = max(0, i - context)
+    return {"char_index": i, "text_a": text_a[lo : i + context], "text_b": text_b[lo : i + context]}
 
 
-def _utf16(ch: str) -> list[int]:
-    data = ch.encode("utf-16-be")
-    return [int.from_bytes(data[i : i + 2], "big") for i in range(0, len(data), 2)]
+def _bos_finding(layer: str, label: str, ta: Sequence[int], tb: Sequence[int], bos: int,
+                 dec: _Decoder) -> Finding:
+    pos_a = [i for i, t in enumerate(ta) if t == bos]
+    pos_b = [i for i, t in enumerate(tb) if t == bos]
+    more, fewer = (tb, ta) if len(pos_b) > len(pos_a) else (ta, tb)
+    extra = [i for i, t in enumerate(more) if t == bos][_leading(fewer, bos) :][:8]
+    # What each extra BOS precedes: a role name, "\n\n" or message text means every encoded piece got one.
+    after = [dec([more[i + 1]]) if i + 1 < len(more) else None for i in extra]
+    side = "B" if more is tb else "A"
+    shown = [x for x in after if x is not None][:4]
+    where = (f"; in {side} each extra BOS starts an encoded piece ({', '.join(repr(x) for x in shown)}, …): "
+             "encoding adds special tokens (add_special_tokens=False ignored)" if shown else "")
+    return Finding(
+        layer, "bos_duplication",
+        f"{label}: BOS ({bos}) appears {len(pos_b)} times in B vs {len(pos_a)} in A "
+        f"(leading: {_leading(tb, bos)} vs {_leading(ta, bos)}){where}",
+        {"bos_id": bos, "count_a": len(pos_a), "count_b": len(pos_b), "positions_a": pos_a[:20],
+         "positions_b": pos_b[:20], "leading_a": _leading(ta, bos), "leading_b": _leading(tb, bos),
+         "extra_bos_followed_by": after})
 
 
 def _compare_tokens(layer: str, label: str, ta: Sequence[int], tb: Sequence[int], wa: Sequence[float],
-                    wb: Sequence[float], bos: int | None, dec: _Decoder) -> list[Finding]:
+                    wb: Sequence[float], bos: int | None, dec: _Decoder,
+                    texts: tuple[str | None, str | None] = (None, None), report_bos: bool = True) -> list[Finding]:
+    """BOS count, then tokens (BOS removed when the counts differ), then the loss mask over the common prefix."""
     out: list[Finding] = []
-    bos_a = [i for i, t in enumerate(ta) if t == bos]
-    bos_b = [i for i, t in enumerate(tb) if t == bos]
-    if bos is not None and len(bos_a) != len(bos_b):
-        out.append(Finding(
-            layer, "bos_duplication",
-            f"{label}: BOS ({bos}) appears {len(bos_b)} times in B vs {len(bos_a)} in A "
-            f"(leading: {_leading(tb, bos)} vs {_leading(ta, bos)})",
-            {"bos_id": bos, "count_a": len(bos_a), "count_b": len(bos_b), "positions_a": bos_a[:20],
-             "positions_b": bos_b[:20], "leading_a": _leading(ta, bos), "leading_b": _leading(tb, bos)}))
+    if bos is not None and list(ta).count(bos) != list(tb).count(bos):
+        if report_bos:
+            out.append(_bos_finding(layer, label, ta, tb, bos, dec))
         # Compare what remains once BOS is removed (weights of removed tokens dropped too).
-        ta, wa = [t for t in ta if t != bos], [w for t, w in zip(ta, wa, strict=False) if t != bos]
-        tb, wb = [t for t in tb if t != bos], [w for t, w in zip(tb, wb, strict=False) if t != bos]
-    if list(ta) != list(tb):
-        i = next((k for k, (x, y) in enumerate(zip(ta, tb, strict=False)) if x != y), min(len(ta), len(tb)))
-        win_a, win_b = list(ta[max(0, i - WINDOW) : i + WINDOW]), list(tb[max(0, i - WINDOW) : i + WINDOW])
-        cause = "truncation" if (list(ta[: len(tb)]) == list(tb) or list(tb[: len(ta)]) == list(ta)) else "token_difference"
+        ta, wa = [t for t in ta if t != bos], [w for t, w in zip(ta, wa, strict=True) if t != bos]
+        tb, wb = [t for t in tb if t != bos], [w for t, w in zip(tb, wb, strict=True) if t != bos]
+    ta, tb = list(ta), list(tb)
+    common = next((k for k, (x, y) in enumerate(zip(ta, tb, strict=False)) if x != y), min(len(ta), len(tb)))
+    if ta != tb:
+        i = common
+        lo = max(0, i - WINDOW)
+        win_a, win_b = ta[lo : i + WINDOW], tb[lo : i + WINDOW]
+        prefix = ta[: len(tb)] == tb or tb[: len(ta)] == ta
+        cause = "truncation" if prefix else "token_difference"
+        evidence: dict[str, Any] = {
+            "first_divergence": i, "len_a": len(ta), "len_b": len(tb), "window_start": lo,
+            "window_a": win_a, "window_b": win_b, "decoded_a": dec(win_a), "decoded_b": dec(win_b)}
+        if not prefix and (text := _text_divergence(*texts)) is not None:
+            evidence["decoded_text_divergence"] = text
+        shown = (f": A …{evidence['decoded_a']!r}… vs B …{evidence['decoded_b']!r}…"
+                 if evidence["decoded_a"] is not None and not prefix else "")
         out.append(Finding(
             layer, cause,
             f"{label}: tokens diverge at index {i} (lengths {len(ta)} vs {len(tb)})"
-            + ("; one is a prefix of the other" if cause == "truncation" else ""),
-            {"first_divergence": i, "len_a": len(ta), "len_b": len(tb), "window_start": max(0, i - WINDOW),
-             "window_a": win_a, "window_b": win_b, "decoded_a": dec(win_a), "decoded_b": dec(win_b)}))
-        return out
-    only_a = [k for k, (x, y) in enumerate(zip(wa, wb, strict=False)) if x > 0 and y <= 0]
-    only_b = [k for k, (x, y) in enumerate(zip(wa, wb, strict=False)) if y > 0 and x <= 0]
+            + ("; one is a prefix of the other" if prefix else shown), evidence))
+    only_a = [k for k in range(common) if wa[k] > 0 and wb[k] <= 0]
+    only_b = [k for k in range(common) if wb[k] > 0 and wa[k] <= 0]
     if only_a or only_b:
-        dec_b = [dec(list(ta[s : e + 1])) for s, e in _ranges(only_b)[:5]]
-        dec_a = [dec(list(ta[s : e + 1])) for s, e in _ranges(only_a)[:5]]
+        dec_b = [dec(ta[s : e + 1]) for s, e in _ranges(only_b)[:5]]
+        dec_a = [dec(ta[s : e + 1]) for s, e in _ranges(only_a)[:5]]
         out.append(Finding(
             layer, "mask_difference",
-            f"{label}: same tokens, different loss mask: {len(only_b)} tokens trained only in B, "
-            f"{len(only_a)} only in A",
+            f"{label}: different loss mask on equal tokens: {len(only_b)} tokens trained only in B "
+            f"{dec_b if any(dec_b) else _ranges(only_b)[:5]}, {len(only_a)} only in A"
+            + (f" {dec_a if any(dec_a) else _ranges(only_a)[:5]}" if only_a else ""),
             {"trained_only_in_a": len(only_a), "trained_only_in_b": len(only_b),
              "ranges_only_a": _ranges(only_a)[:20], "ranges_only_b": _ranges(only_b)[:20],
              "decoded_only_a": dec_a, "decoded_only_b": dec_b}))
@@ -313,7 +275,10 @@ def _diff_rendered(a: RunArtifacts, b: RunArtifacts, align: _SnapshotAlignment |
             continue
         label = f"sample {i}" + (f" (B position {j})" if j != i else "")
         out += _compare_tokens("rendered_samples", label, s["all_tokens"], rb[j]["all_tokens"], s["weights"],
-                               rb[j]["weights"], bos, dec)
+                               rb[j]["weights"], bos, dec, (s.get("decoded"), rb[j].get("decoded")))
+    if len(ra) != len(rb):
+        out.append(Finding("rendered_samples", "sample_count", f"{len(ra)} vs {len(rb)} rendered samples",
+                           {"a": len(ra), "b": len(rb)}, data_difference=False))
     return _group(out)
 
 
@@ -327,7 +292,8 @@ def _group(findings: list[Finding]) -> list[Finding]:
         if len(fs) == 1:
             out.append(fs[0])
             continue
-        out.append(Finding(layer, cause, f"{len(fs)} items: {fs[0].summary}; …",
+        unit = "samples" if layer == "rendered_samples" else "datums"
+        out.append(Finding(layer, cause, f"{len(fs)} {unit} — first, {fs[0].summary}",
                            {"count": len(fs), "items": [{"summary": f.summary, **f.evidence} for f in fs]},
                            fs[0].data_difference))
     return out
@@ -409,6 +375,9 @@ def _diff_batch(a: RunArtifacts, b: RunArtifacts, align: _SnapshotAlignment | No
     max_a, max_b = a.config.get("max_length"), b.config.get("max_length")
     deltas = []
     for i, j in enumerate(a_to_b):
+        same_sample = j is not None
+        if j is None and i < len(pb) and align is not None and i < len(align.a_to_b) and align.a_to_b[i] == i:
+            j = i  # the snapshot says position i holds the same sample on both sides: tokens differ
         if j is None:
             if i < len(pb):
                 deltas.append({"datum": i, "len_a": len(pa[i][1]), "len_b": len(pb[i][1]),
@@ -419,17 +388,17 @@ def _diff_batch(a: RunArtifacts, b: RunArtifacts, align: _SnapshotAlignment | No
         ia, ib = sum(ca, []), sum(cb, [])
         extra_bos = (ib.count(bos) - ia.count(bos)) if bos is not None else 0
         sa, sb = _strip(ia, bos), _strip(ib, bos)
-        trunc = 0
-        if sa != sb and (sa[: len(sb)] == sb or sb[: len(sa)] == sa):
-            trunc = len(sb) - len(sa)
+        trunc = len(sb) - len(sa) if same_sample and sa != sb and (sa[: len(sb)] == sb or sb[: len(sa)] == sa) else 0
         residual = (len(ib) - len(ia)) - extra_bos - trunc
         if len(ib) != len(ia) or residual:
             deltas.append({"datum": i, "len_a": len(ia), "len_b": len(ib), "extra_bos": extra_bos,
                            "different_sample": 0, "truncation": trunc, "residual": residual,
                            "a_at_max_length": max_a is not None and len(ia) == max_a - 1,
                            "b_at_max_length": max_b is not None and len(ib) == max_b - 1})
-        elif ia != ib or wa != wb or ta != tb:
-            out += _compare_tokens("first_batch", f"datum {i}", ia, ib, wa, wb, bos, dec)
+        if not same_sample or (len(ib) == len(ia) and (ia != ib or wa != wb or ta != tb)):
+            # Whole sequences (first input token + targets) so mask positions are token positions.
+            out += _compare_tokens("first_batch", f"datum {i}", ia[:1] + ta, ib[:1] + tb, [0.0, *wa], [0.0, *wb],
+                                   bos, dec, report_bos=False)  # BOS is reported per batch above
     if deltas:
         tot = {k: sum(d[k] for d in deltas) for k in ("extra_bos", "different_sample", "truncation", "residual")}
         out.append(Finding(
@@ -447,10 +416,13 @@ def _diff_batch(a: RunArtifacts, b: RunArtifacts, align: _SnapshotAlignment | No
                 {"max_length_a": max_a, "max_length_b": max_b,
                  "datums": [d["datum"] for d in deltas if d["truncation"]]}))
     stored_a, stored_b = a.first_batch.get("payload_hash"), b.first_batch.get("payload_hash")
-    if stored_a != stored_b and content_hash(da) == content_hash(db):
+    if (isinstance(stored_a, str) and isinstance(stored_b, str) and hash_hex(stored_a) != hash_hex(stored_b)
+            and content_hash(da) == content_hash(db)):
+        how = {"a": hash_recipe(da, stored_a), "b": hash_recipe(db, stored_b)}
         out.append(Finding("first_batch", "serialization_only",
-                           "payload_hash differs but the datums are identical: the hash was computed over "
-                           "differently serialized JSON", {"payload_hash_a": stored_a, "payload_hash_b": stored_b},
+                           "payload_hash differs but the datums are identical: the hash covers differently "
+                           f"serialized JSON (A: {how['a']}, B: {how['b']})",
+                           {"payload_hash_a": stored_a, "payload_hash_b": stored_b, "hash_method": how},
                            data_difference=False))
     return _group(out)
 
@@ -479,7 +451,7 @@ def _diff_metrics(a: RunArtifacts, b: RunArtifacts) -> list[Finding]:
 
 def diff_runs(a: RunArtifacts, b: RunArtifacts) -> ParityReport:
     bos = _bos_id(a, b)
-    dec = _Decoder(a.config)
+    dec = _Decoder(a.config, b.config)
     findings = _diff_config(a, b)
     snap, align = _diff_snapshot(a, b)
     findings += snap
