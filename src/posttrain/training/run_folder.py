@@ -1,0 +1,127 @@
+"""A training run's folder: its config, metrics, checkpoint records and checkpoints.
+
+::
+
+    RUN/config.json          the run's settings (also what ``parity diff`` compares)
+    RUN/metrics.jsonl        one line per step
+    RUN/checkpoints.jsonl    one line per saved checkpoint: name, step, loop position, paths
+    RUN/checkpoints/NAME/    the checkpoints themselves
+    RUN/parity/*.json        dataset snapshot, rendered samples, first batch as trained
+
+A folder that already holds something is never written over: a run resumes (same settings) or
+stops with an error that says why.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from posttrain.engine.checkpoints import META
+from posttrain.errors import PosttrainError
+
+CONFIG = "config.json"
+METRICS = "metrics.jsonl"
+CHECKPOINTS = "checkpoints.jsonl"
+CHECKPOINT_DIR = "checkpoints"
+# Settings that may change on resume without changing what the run computes.
+RESUMABLE_CHANGES = frozenset({"resume", "show_progress"})
+
+
+class RunFolderError(PosttrainError, ValueError):
+    """The run folder cannot be used as asked; the message names it and the way out."""
+
+
+def _write_json_atomically(path: Path, obj: Any) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        json.dump(obj, fh, indent=1, sort_keys=True, ensure_ascii=False)
+        fh.write("\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+class RunFolder:
+    def __init__(self, path: Path, config: dict[str, Any]):
+        self.path = path
+        self.config = config
+
+    @property
+    def checkpoint_dir(self) -> Path:
+        return self.path / CHECKPOINT_DIR
+
+    @property
+    def metrics_path(self) -> Path:
+        return self.path / METRICS
+
+    @classmethod
+    def open(cls, path: str | Path, config: dict[str, Any], resume: bool, write: bool = True) -> RunFolder:
+        """Check ``path`` can hold this run; create it (``write``) or validate it for resuming."""
+        folder = Path(path)
+        if not str(path).strip():
+            raise RunFolderError("the run folder (--out) must not be empty")
+        if folder.exists() and not folder.is_dir():
+            raise RunFolderError(f"{folder} is a file, not a run folder; choose another --out")
+        if folder.is_dir() and any(folder.iterdir()) and not cls._never_started(folder):
+            cls._check_existing(folder, config, resume)
+        elif write:
+            folder.mkdir(parents=True, exist_ok=True)
+            if not os.access(folder, os.W_OK):
+                raise RunFolderError(f"{folder} is not writable")
+            _write_json_atomically(folder / CONFIG, config)
+        return cls(folder, config)
+
+    @staticmethod
+    def _never_started(folder: Path) -> bool:
+        """Only the config of a run that stopped before its first step: nothing to lose by starting again."""
+        return {p.name for p in folder.iterdir()} == {CONFIG}
+
+    @staticmethod
+    def _check_existing(folder: Path, config: dict[str, Any], resume: bool) -> None:
+        try:
+            existing = json.loads((folder / CONFIG).read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError):
+            existing = None
+        if not isinstance(existing, dict) or existing.get("recipe") is None:
+            raise RunFolderError(f"{folder} holds files that are not a posttrain training run; choose another --out")
+        if not resume:
+            raise RunFolderError(f"{folder} already holds a {existing['recipe']} run; pass --resume to continue it, "
+                                 "or choose another --out")
+        changed = sorted(k for k in set(existing) | set(config)
+                         if k not in RESUMABLE_CHANGES and existing.get(k) != config.get(k))
+        if changed:
+            k = changed[0]
+            raise RunFolderError(f"--resume: the run in {folder} was started with {k}={existing.get(k)!r}, "
+                                 f"not {config.get(k)!r}; resume with the same settings ({len(changed)} differ: "
+                                 f"{', '.join(changed)})")
+
+    # -- checkpoint records -----------------------------------------------------------------------
+    def records(self) -> list[dict[str, Any]]:
+        path = self.path / CHECKPOINTS
+        if not path.exists():
+            return []
+        return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+    def last_checkpoint(self) -> dict[str, Any] | None:
+        """The newest record whose state checkpoint is on disk (a crash may leave a record's folder
+        missing only if the disk lost it; such records are passed over)."""
+        for record in reversed(self.records()):
+            state = record.get("state_path")
+            if state and (Path(state) / META).is_file():
+                return record
+        return None
+
+    def record_checkpoint(self, record: dict[str, Any]) -> None:
+        with open(self.path / CHECKPOINTS, "a", encoding="utf-8") as fh:
+            fh.write(json.dumps(record, sort_keys=True) + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+
+    def write_json(self, name: str, obj: Any) -> Path:
+        target = self.path / name
+        _write_json_atomically(target, obj)
+        return target
