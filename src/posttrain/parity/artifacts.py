@@ -26,6 +26,13 @@ from typing import Any
 
 from posttrain.datum import Datum
 from posttrain.errors import PosttrainError
+from posttrain.parity.schema import (
+    check_config,
+    check_first_batch,
+    check_metrics_line,
+    check_rendered,
+    check_snapshot,
+)
 
 SNAPSHOT = "dataset_snapshot.json"
 RENDERED = "rendered_samples.json"
@@ -108,41 +115,37 @@ def _load_json(path: Path, raw: dict[str, bytes]) -> Any:
         raise PosttrainError(f"{path}: not valid UTF-8 JSON: {err}") from err
 
 
-def _require(obj: Any, path: Path, *keys: str) -> None:
-    if not isinstance(obj, dict):
-        raise PosttrainError(f"{path}: expected a JSON object, got {type(obj).__name__}")
-    missing = [k for k in keys if k not in obj]
-    if missing:
-        raise PosttrainError(f"{path}: missing field(s) {', '.join(missing)}")
+_CHECKS = {SNAPSHOT: check_snapshot, RENDERED: check_rendered, FIRST_BATCH: check_first_batch}
+
+
+def _read_metrics(path: Path) -> list[dict[str, Any]]:
+    metrics = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if line.strip():
+            try:
+                value = json.loads(line)
+            except json.JSONDecodeError as err:
+                raise PosttrainError(f"{path}:{number}: invalid JSON: {err.msg}") from err
+            metrics.append(check_metrics_line(value, path, number))
+    return metrics
 
 
 def read_run(path: str | Path) -> RunArtifacts:
-    """Read a run folder (nested ``parity/`` or flat layout); errors name the file and field."""
+    """Read a run folder (nested ``parity/`` or flat layout), checking each file's schema.
+
+    Errors name the file and the JSON path (:mod:`posttrain.parity.schema`)."""
     run = Path(path)
     if not run.is_dir():
         raise PosttrainError(f"{run}: not a run folder")
     raw: dict[str, bytes] = {}
     cfg_path = _find(run, CONFIG)
-    config = _load_json(cfg_path, raw) if cfg_path else {}
+    config = check_config(_load_json(cfg_path, raw), cfg_path) if cfg_path else {}
     parts: dict[str, Any] = {}
-    for name, keys in ((SNAPSHOT, ("samples",)), (RENDERED, ("samples",)), (FIRST_BATCH, ("datums",))):
+    for name, check in _CHECKS.items():
         p = _find(run, name)
-        if p is None:
-            parts[name] = None
-            continue
-        obj = _load_json(p, raw)
-        _require(obj, p, *keys)
-        parts[name] = obj
+        parts[name] = None if p is None else check(_load_json(p, raw), p)
     if all(v is None for v in parts.values()) and cfg_path is None:
         raise PosttrainError(f"{run}: no config.json or parity artifacts found (looked in {run} and {run / 'parity'})")
-    metrics = None
     m_path = _find(run, METRICS)
-    if m_path is not None:
-        metrics = []
-        for number, line in enumerate(m_path.read_text(encoding="utf-8").splitlines(), start=1):
-            if line.strip():
-                try:
-                    metrics.append(json.loads(line))
-                except json.JSONDecodeError as err:
-                    raise PosttrainError(f"{m_path}:{number}: invalid JSON: {err.msg}") from err
+    metrics = _read_metrics(m_path) if m_path is not None else None
     return RunArtifacts(run, config, parts[SNAPSHOT], parts[RENDERED], parts[FIRST_BATCH], metrics, raw)

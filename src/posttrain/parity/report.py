@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from posttrain.parity.diff import Finding, ParityReport
+from posttrain.parity.model import Finding, ParityReport, RootCause
 
 LAYERS = ("config", "dataset_snapshot", "rendered_samples", "first_batch", "metrics")
 CAUSE_TITLES = {
@@ -19,7 +19,13 @@ CAUSE_TITLES = {
     "mask_difference": "Mask difference",
     "truncation": "Truncation",
     "length_delta": "Length delta",
+    "weight_difference": "Weight difference",
+    "batch_grouping": "Batch grouping",
+    "targets_not_shifted": "Targets not shifted",
+    "inconsistent_datum": "Inconsistent datum",
+    "inconsistent_sample": "Inconsistent rendered sample",
     "metrics_difference": "Metrics difference",
+    "timing_difference": "Timing only (not compared)",
     "missing_artifact": "Missing artifact",
 }
 
@@ -45,6 +51,12 @@ def _finding(f: Finding) -> list[str]:
     return out
 
 
+def _root_cause(i: int, rc: RootCause) -> list[str]:
+    return [f"{i}. **{rc.title}** (first appears in: {rc.stage})",
+            f"   - cause: {rc.explanation}",
+            f"   - fix: {rc.fix}"]
+
+
 def render_markdown(report: ParityReport) -> str:
     verdict = "MATCH" if report.match else "DIFFERENT"
     data = [f for f in report.findings if f.data_difference]
@@ -57,13 +69,11 @@ def render_markdown(report: ParityReport) -> str:
         f"{len(report.findings) - len(data)} note(s))",
         "",
     ]
-    if data:
+    if report.root_causes:
         lines += ["## Root causes", ""]
-        seen = []
-        for f in data:
-            if f.cause not in seen:
-                seen.append(f.cause)
-        lines += [f"{i}. {CAUSE_TITLES.get(c, c)}" for i, c in enumerate(seen, start=1)] + [""]
+        for i, rc in enumerate(report.root_causes, start=1):
+            lines += _root_cause(i, rc)
+        lines.append("")
     for layer in LAYERS:
         fs = [f for f in report.findings if f.layer == layer]
         lines += [f"## {layer}", ""]

@@ -1,0 +1,195 @@
+"""The dataset-snapshot layer: which samples each run shuffled where, and how it serialized them."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import unicodedata
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from posttrain.parity.artifacts import RunArtifacts, canonical_json, content_hash
+from posttrain.parity.model import Finding
+from posttrain.parity.ordering import ShuffleMatch, identify_shuffle
+
+# Seeds tried when naming the shuffle behind a snapshot order, besides the runs' own seeds.
+COMMON_SEEDS = (*range(16), 42)
+
+
+def msg_key(messages: Any) -> str:
+    """Identity of a sample's content, independent of how it was serialized or normalized."""
+    return content_hash(_nfc(messages))
+
+
+def _nfc(obj: Any) -> Any:
+    if isinstance(obj, str):
+        return unicodedata.normalize("NFC", obj)
+    if isinstance(obj, list):
+        return [_nfc(x) for x in obj]
+    if isinstance(obj, dict):
+        return {k: _nfc(v) for k, v in obj.items()}
+    return obj
+
+
+def align_by_content(keys_a: Sequence[str], keys_b: Sequence[str]) -> list[int | None]:
+    """For each A position, the B position holding the same content.
+
+    Same position first, so duplicate conversations stay paired where they sit; otherwise the first
+    unused B position with equal content (a hash alone would send every duplicate to one place)."""
+    same = [i < len(keys_b) and keys_b[i] == k for i, k in enumerate(keys_a)]
+    free: dict[str, list[int]] = {}
+    for j, k in enumerate(keys_b):
+        if not (j < len(keys_a) and same[j]):
+            free.setdefault(k, []).append(j)
+    out: list[int | None] = []
+    for i, k in enumerate(keys_a):
+        out.append(i if same[i] else (free[k].pop(0) if free.get(k) else None))
+    return out
+
+
+@dataclass
+class SnapshotAlignment:
+    a_to_b: list[int | None]  # for each A sample position, the B position with the same content
+    reordered: bool
+
+    def b_to_a(self) -> dict[int, int]:
+        return {j: i for i, j in enumerate(self.a_to_b) if j is not None}
+
+
+def _indices(run: RunArtifacts) -> list[int] | None:
+    idx = [s.get("index") for s in run.snapshot["samples"]] if run.snapshot else []
+    return idx if idx and all(isinstance(i, int) for i in idx) else None  # type: ignore[return-value]
+
+
+def _shuffle_text(m: ShuffleMatch) -> str:
+    if m.shuffle is None:
+        return f"run {m.side}: none of the tested shuffles"
+    if m.shuffle == "none":
+        return f"run {m.side}: input order (not shuffled)"
+    return f"run {m.side}: {m.shuffle} with seed {m.seed}"
+
+
+def name_shuffles(a: RunArtifacts, b: RunArtifacts) -> tuple[str, dict[str, Any]]:
+    """Test which shuffle and seed produced each snapshot order (from the ``index`` fields)."""
+    ia, ib = _indices(a), _indices(b)
+    n = a.snapshot.get("total_count") if a.snapshot else None
+    if ia is None or ib is None or not isinstance(n, int):
+        return "the dataset shuffle differs (seed or PRNG; snapshot indices missing, not tested)", {}
+    seeds = sorted({*COMMON_SEEDS, *(s for s in (a.config.get("seed"), b.config.get("seed")) if isinstance(s, int))})
+    ma, mb = identify_shuffle("A", ia, n, seeds), identify_shuffle("B", ib, n, seeds)
+    ev = {"shuffle_a": ma.shuffle, "seed_a": ma.seed, "shuffle_b": mb.shuffle, "seed_b": mb.seed,
+          "seeds_tested": seeds}
+    if ma.shuffle == mb.shuffle and ma.shuffle not in (None, "none"):
+        verdict = f"another seed: {ma.shuffle} with seed {ma.seed} in run A vs {mb.seed} in run B"
+    elif ma.shuffle is not None and mb.shuffle is not None:
+        verdict = f"another shuffle (PRNG): {_shuffle_text(ma)}; {_shuffle_text(mb)}"
+    else:
+        verdict = (f"another PRNG or shuffle algorithm: {_shuffle_text(ma)}; {_shuffle_text(mb)} "
+                   f"(tested {', '.join(SHUFFLES_TESTED)} with seeds {seeds[0]}..{seeds[-1]})")
+    return verdict, ev
+
+
+SHUFFLES_TESTED = ("datasets.Dataset.shuffle", "random.Random(seed).shuffle",
+                   "numpy.random.RandomState(seed).permutation")
+
+
+def diff_snapshot(a: RunArtifacts, b: RunArtifacts) -> tuple[list[Finding], SnapshotAlignment | None]:
+    if a.snapshot is None or b.snapshot is None:
+        side = "A" if a.snapshot is None else "B"
+        return [Finding("dataset_snapshot", "missing_artifact", f"run {side} has no dataset_snapshot.json")], None
+    out: list[Finding] = []
+    sa, sb = a.snapshot["samples"], b.snapshot["samples"]
+    if a.snapshot.get("total_count") != b.snapshot.get("total_count"):
+        out.append(Finding("dataset_snapshot", "sample_count",
+                           f"total_count {a.snapshot.get('total_count')} vs {b.snapshot.get('total_count')}",
+                           {"a": a.snapshot.get("total_count"), "b": b.snapshot.get("total_count")}))
+    a_to_b = align_by_content([msg_key(s["messages"]) for s in sa], [msg_key(s["messages"]) for s in sb])
+    reordered = any(j is not None and j != i for i, j in enumerate(a_to_b))
+    if reordered and all(j is not None for j in a_to_b):
+        verdict, ev = name_shuffles(a, b)
+        out.append(Finding(
+            "dataset_snapshot", "reordering",
+            f"the same samples appear in another order already in the dataset snapshot: {verdict}",
+            {"permutation_a_to_b": a_to_b, "index_a": [s.get("index") for s in sa],
+             "index_b": [s.get("index") for s in sb], "shuffle_verdict": verdict, **ev}))
+    missing = [i for i, j in enumerate(a_to_b) if j is None]
+    if missing:
+        out.append(Finding("dataset_snapshot", "different_samples",
+                           f"{len(missing)} of {len(sa)} snapshot samples of A have no equal sample in B",
+                           {"positions_a": missing, "index_a": [sa[i].get("index") for i in missing]}))
+    out += _serialization(a, b, sa, sb, a_to_b)
+    return out, SnapshotAlignment(a_to_b, reordered)
+
+
+def _escaped_chars(raw: bytes) -> list[str]:
+    """Non-ASCII characters a JSON file writes as \\uXXXX escapes (surrogate pairs joined)."""
+    found = re.findall(rb"\\u([0-9a-fA-F]{4})(?:\\u(d[c-f][0-9a-fA-F]{2}))?", raw)
+    chars: list[str] = []
+    for hi, lo in found:
+        code = int(hi, 16)
+        if code < 0x80:
+            continue
+        ch = (chr(code) + chr(int(lo, 16))).encode("utf-16", "surrogatepass").decode("utf-16") if lo else chr(code)
+        if ch not in chars:
+            chars.append(ch)
+    return chars
+
+
+def _hash_method(s: dict[str, Any]) -> str:
+    ascii_hash = hashlib.sha256(
+        json.dumps(s["messages"], sort_keys=True, ensure_ascii=True, separators=(",", ":")).encode()
+    ).hexdigest()
+    stored = s.get("content_hash") or ""
+    if stored == content_hash(s["messages"]):
+        return "canonical"
+    return "ASCII-escaped JSON" if stored.split(":")[-1] == ascii_hash else "unknown"
+
+
+def _serialization(a: RunArtifacts, b: RunArtifacts, sa: list[dict[str, Any]], sb: list[dict[str, Any]],
+                   a_to_b: list[int | None]) -> list[Finding]:
+    out: list[Finding] = []
+    pairs = [(i, j) for i, j in enumerate(a_to_b) if j is not None]
+    hash_mismatch = [i for i, j in pairs if sa[i].get("content_hash") != sb[j].get("content_hash")]
+    exact_mismatch = [i for i, j in pairs if canonical_json(sa[i]["messages"]) != canonical_json(sb[j]["messages"])]
+    esc_a = _escaped_chars(a.raw.get("dataset_snapshot.json", b""))
+    esc_b = _escaped_chars(b.raw.get("dataset_snapshot.json", b""))
+    if hash_mismatch:
+        first = hash_mismatch[0]
+        how = {"a": _hash_method(sa[first]), "b": _hash_method(sb[a_to_b[first]])}  # type: ignore[index]
+        out.append(Finding(
+            "dataset_snapshot", "serialization_only",
+            f"content_hash differs for {len(hash_mismatch)} samples whose text is equal: hashes computed over "
+            f"different JSON (A: {how['a']}, B: {how['b']}); not a data difference",
+            {"positions_a": hash_mismatch, "hash_method": how, "escaped_chars_a": esc_a, "escaped_chars_b": esc_b},
+            data_difference=False))
+    elif esc_a != esc_b:
+        side = "B" if esc_b else "A"
+        chars = esc_b or esc_a
+        out.append(Finding(
+            "dataset_snapshot", "serialization_only",
+            f"run {side} writes non-ASCII characters as \\u escapes ({', '.join(_describe(c) for c in chars[:8])}); "
+            "the decoded text is equal, not a data difference",
+            {"escaped_chars_a": esc_a, "escaped_chars_b": esc_b}, data_difference=False))
+    if exact_mismatch:
+        out.append(Finding(
+            "dataset_snapshot", "serialization_only",
+            f"{len(exact_mismatch)} samples are equal only after Unicode NFC normalization",
+            {"positions_a": exact_mismatch}, data_difference=False))
+    return out
+
+
+def _describe(ch: str) -> str:
+    code = "+".join(f"U+{ord(c):04X}" for c in ch)
+    try:
+        name = " ".join(unicodedata.name(c) for c in ch)
+    except ValueError:
+        name = "?"
+    escaped = "".join(f"\\u{u:04x}" for u in _utf16(ch))
+    return f"'{ch}' {code} {name} as {escaped}"
+
+
+def _utf16(ch: str) -> list[int]:
+    data = ch.encode("utf-16-be")
+    return [int.from_bytes(data[i : i + 2], "big") for i in range(0, len(data), 2)]
