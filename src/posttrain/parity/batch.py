@@ -165,7 +165,9 @@ def _length_findings(a: RunArtifacts, b: RunArtifacts, pa: list[ParsedDatum], pb
     keys = ("extra_bos", "different_sample", "truncation", "residual")
     tot = {key: sum(d[key] for d in deltas) for key in keys}
     first = deltas[0]
-    parts = ", ".join(f"{key.replace('_', ' ')} {first[key]:+d}" for key in keys if first[key])
+    labels = {"extra_bos": "extra BOS", "different_sample": "different sample", "truncation": "truncation",
+              "residual": "residual"}
+    parts = ", ".join(f"{labels[key]} {first[key]:+d}" for key in keys if first[key])
     out = [Finding(
         "first_batch", "length_delta",
         f"{len(deltas)} datums differ in length: total delta {sum(d['len_b'] - d['len_a'] for d in deltas):+d} "

@@ -53,6 +53,15 @@ def _snapshot(r: _Builder) -> None:
               f"in run B, shuffle the rows with {how}, as run A does", "reordering")
 
 
+def _bos_positions(rendered: Finding) -> str:
+    """Where the BOS sit in the first rendered sample that differs: shows where they are added."""
+    first = (rendered.evidence.get("items") or [rendered.evidence])[0]
+    label = (first.get("summary") or rendered.summary).split(":")[0]
+    more, fewer = ("b", "a") if first["count_b"] > first["count_a"] else ("a", "b")
+    return (f"{label} of run {more.upper()} has BOS at token positions {first['positions_' + more]} "
+            f"(run {fewer.upper()}: {first['positions_' + fewer]})")
+
+
 def _bos(r: _Builder) -> None:
     found = r.has("bos_duplication")
     if not found:
@@ -68,6 +77,9 @@ def _bos(r: _Builder) -> None:
                 f"{max(e['chunks_starting_with_bos_a'], e['chunks_starting_with_bos_b'])} model_input chunks start "
                 "with BOS")
     where = "in the rendered samples (before datums are built)" if stage == "rendering" else "in the datums only"
+    rendered = next((f for f in found if f.layer == "rendered_samples"), None)
+    if rendered is not None:
+        where += "; " + _bos_positions(rendered)
     r.add("BOS duplication", f"{why}; first seen {where}", stage,
           "encode each chunk with add_special_tokens=False and add BOS once, at the start of the sequence",
           "bos_duplication")
@@ -131,8 +143,13 @@ def _batching(r: _Builder) -> None:
             continue  # the dataset shuffle explains it (snapshot root cause)
         mech = ev.get("mechanism") or {}
         if mech.get("hypothesis"):
+            other = "B" if mech["side"] == "A" else "A"
+            straight = len(ev.get("mechanisms", [])) == 1
             r.add("Batch order differs", f"{ev['why']}; run {mech['side']}'s first batch holds its snapshot rows "
-                  f"{mech['positions']}", "batching", ev["fix"], "reordering")
+                  f"{mech['positions']}" + (f", run {other}'s rows {list(range(len(mech['positions'])))} (straight "
+                                            "from the snapshot order)" if straight else "")
+                  + ("; the dataset snapshots are identical, so the runs diverge at batching"
+                     if ev.get("snapshot_order_same") else ""), "batching", ev["fix"], "reordering")
         else:
             r.add("Batch order differs (unexplained)", f.summary, "batching",
                   "find where run B orders its rows: no tested mechanism produces its permutation", "reordering")
