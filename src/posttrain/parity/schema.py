@@ -70,6 +70,12 @@ class _Checker:
         for i, x in enumerate(self.arr(value, path)):
             self.expect(x, f"{path}[{i}]", "an integer", _is_int(x))
 
+    def token_ids(self, value: Any, path: str) -> None:
+        self.ints(value, path)
+        for i, x in enumerate(value):
+            if x < 0:
+                raise self.fail(f"{path}[{i}]", f"token ids are non-negative, got {x}")
+
     def nums(self, value: Any, path: str) -> None:
         for i, x in enumerate(self.arr(value, path)):
             self.expect(x, f"{path}[{i}]", "a number", _is_num(x))
@@ -119,7 +125,7 @@ def check_rendered(value: Any, file: Path) -> dict[str, Any]:
     for i, s in enumerate(c.arr(c.field(obj, "samples", ROOT), "samples")):
         p = f"samples[{i}]"
         sample = c.obj(s, p)
-        c.ints(c.field(sample, "all_tokens", p), f"{p}.all_tokens")
+        c.token_ids(c.field(sample, "all_tokens", p), f"{p}.all_tokens")
         c.nums(c.field(sample, "weights", p), f"{p}.weights")
         c.optional(sample, "token_count", p, "int")
         c.optional(sample, "decoded", p, "str")
@@ -130,7 +136,7 @@ def _check_tensor(c: _Checker, lfi: dict[str, Any], key: str, path: str, integer
     p = _join(path, key)
     tensor = c.obj(c.field(lfi, key, path), p)
     data = c.field(tensor, "data", p)
-    (c.ints if integers else c.nums)(data, f"{p}.data")
+    (c.token_ids if integers else c.nums)(data, f"{p}.data")
     c.optional(tensor, "shape", p, "ints")
     c.optional(tensor, "dtype", p, "str")
 
@@ -143,7 +149,7 @@ def _check_datum(c: _Checker, value: Any, path: str) -> None:
         cp = f"{path}.model_input.chunks[{j}]"
         chunk = c.obj(ch, cp)
         if chunk.get("type", "encoded_text") == "encoded_text":  # other chunk types (images) carry no tokens
-            c.ints(c.field(chunk, "tokens", cp), f"{cp}.tokens")
+            c.token_ids(c.field(chunk, "tokens", cp), f"{cp}.tokens")
     lp = f"{path}.loss_fn_inputs"
     lfi = c.obj(c.field(datum, "loss_fn_inputs", path), lp)
     _check_tensor(c, lfi, "target_tokens", lp, integers=True)

@@ -59,7 +59,12 @@ class Decoder:
                 self.tok = None
 
     def __call__(self, tokens: Sequence[int]) -> str | None:
-        return self.tok.decode(list(tokens)) if self.tok is not None else None
+        if self.tok is None:
+            return None
+        try:
+            return self.tok.decode(list(tokens))
+        except (OverflowError, ValueError, TypeError, IndexError):  # ids outside the vocabulary
+            return None
 
 
 def close(x: float, y: float) -> bool:
@@ -140,7 +145,7 @@ def compare_tokens(layer: str, label: str, ta: Sequence[int], tb: Sequence[int],
                    wb: Sequence[float], bos: int | None, dec: Decoder) -> list[Finding]:
     """BOS count, then tokens (BOS removed), then the loss mask, then the weight values."""
     out: list[Finding] = []
-    if bos is not None and ta.count(bos) != tb.count(bos):  # type: ignore[attr-defined]
+    if bos is not None and ta.count(bos) != tb.count(bos):
         out.append(_bos_finding(layer, label, ta, tb, bos))
         # Compare what remains once BOS is removed (weights of removed tokens dropped too).
         ta, wa = strip(ta, bos), [w for t, w in zip(ta, wa, strict=False) if t != bos]
