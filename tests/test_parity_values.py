@@ -92,7 +92,7 @@ def test_weights_normalised_per_datum(good, rows_file, renderer, tmp_path, in_co
     report = diff(a, b)
     (f,) = report.find("weight_difference")
     assert f.evidence["kind"] == "normalised_b"
-    assert "weights normalised per datum (sum 1) in B vs 0/1 in A in 4 of 4 datums" in f.summary
+    assert "weights normalised per datum (sum 1) vs 0/1 (normalised in B) in 4 of 4 datums" in f.summary
     assert [item["sum_a"] for item in f.evidence["items"]] == [_trained_targets(renderer, k) for k in range(4)]
     assert [item["sum_b"] for item in f.evidence["items"]] == [1.0] * 4
     (cause,) = [r for r in report.root_causes if r.title == "Weights differ"]

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 
-@lru_cache(maxsize=32)
+@lru_cache(maxsize=4)  # orders of large runs are big: keep only the few a diff asks for
 def datasets_order(n: int, seed: int) -> tuple[int, ...]:
     """The permutation ``datasets.Dataset.shuffle(seed)`` applies to ``n`` rows (what ``set_epoch`` does)."""
     import datasets

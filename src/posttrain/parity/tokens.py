@@ -90,9 +90,9 @@ def weight_relation(wa: Sequence[float], wb: Sequence[float]) -> dict[str, Any] 
     base = {"sum_a": round(sum(wa), 6), "sum_b": round(sum(wb), 6), "positions_differing": len(diff),
             "first_difference": {"index": diff[0], "a": wa[diff[0]], "b": wb[diff[0]]}}
     if _normalised(wa, wb):
-        return {"kind": "normalised_b", "text": "weights normalised per datum (sum 1) in B vs 0/1 in A", **base}
+        return {"kind": "normalised_b", "text": "weights normalised per datum (sum 1) vs 0/1 (normalised in B)", **base}
     if _normalised(wb, wa):
-        return {"kind": "normalised_a", "text": "weights normalised per datum (sum 1) in A vs 0/1 in B", **base}
+        return {"kind": "normalised_a", "text": "weights normalised per datum (sum 1) vs 0/1 (normalised in A)", **base}
     ratios = [y / x for x, y in zip(wa, wb, strict=True) if x]
     if ratios and all(close(r, ratios[0]) for r in ratios):
         factor = round(ratios[0], 6)
