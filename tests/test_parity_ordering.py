@@ -334,3 +334,14 @@ def test_run_compared_with_itself_and_a_rebuild_match(reference, rows_file, rend
     assert diff(reference, reference).findings == []
     again = build_pipeline_run(tmp_path / "again", rows_file, renderer, Faults())
     assert diff(reference, again).findings == []
+
+
+def test_partial_snapshots_of_another_seed_are_a_shuffle_difference(rows_file, renderer, tmp_path):
+    a = build_pipeline_run(tmp_path / "a", rows_file, renderer, Faults(n_snapshot=8))
+    b = build_pipeline_run(tmp_path / "b", rows_file, renderer, Faults(n_snapshot=8, seed=3))
+    report = diff(a, b)
+    f = _snapshot_shuffle(report)
+    assert report.find("different_samples") == []  # the same dataset: only the shuffle differs
+    assert f.evidence["index_b"] == reshuffled(N_ROWS, 3)[:8]
+    assert (f.evidence["seed_a"], f.evidence["seed_b"]) == (0, 3)
+    assert [r.title for r in report.root_causes] == ["Dataset shuffle differs"]

@@ -98,6 +98,21 @@ SHUFFLES_TESTED = ("datasets.Dataset.shuffle", "random.Random(seed).shuffle",
                    "numpy.random.RandomState(seed).permutation")
 
 
+def _other_rows_by_shuffle(a: RunArtifacts, b: RunArtifacts) -> tuple[str, dict[str, Any]] | None:
+    """Snapshots of the same dataset shuffled differently show other rows: name the shuffles when
+    both are known and every row index the two snapshots share holds the same content."""
+    ia, ib = _indices(a), _indices(b)
+    if ia is None or ib is None or a.snapshot.get("total_count") != b.snapshot.get("total_count"):  # type: ignore[union-attr]
+        return None
+    by_index = {i: msg_key(s["messages"]) for i, s in zip(ib, b.snapshot["samples"], strict=True)}  # type: ignore[index]
+    if any(i in by_index and by_index[i] != msg_key(s["messages"])
+           for i, s in zip(ia, a.snapshot["samples"], strict=True)):  # type: ignore[index]
+        return None
+    verdict, ev = name_shuffles(a, b)
+    known = ev and ev["shuffle_a"] is not None and ev["shuffle_b"] is not None
+    return (verdict, ev) if known and (ev["shuffle_a"], ev["seed_a"]) != (ev["shuffle_b"], ev["seed_b"]) else None
+
+
 def diff_snapshot(a: RunArtifacts, b: RunArtifacts) -> tuple[list[Finding], SnapshotAlignment | None]:
     if a.snapshot is None or b.snapshot is None:
         side = "A" if a.snapshot is None else "B"
@@ -118,7 +133,16 @@ def diff_snapshot(a: RunArtifacts, b: RunArtifacts) -> tuple[list[Finding], Snap
             {"permutation_a_to_b": a_to_b, "index_a": [s.get("index") for s in sa],
              "index_b": [s.get("index") for s in sb], "shuffle_verdict": verdict, **ev}))
     missing = [i for i, j in enumerate(a_to_b) if j is None]
-    if missing:
+    shuffled = _other_rows_by_shuffle(a, b) if missing else None
+    if shuffled is not None:
+        verdict, ev = shuffled
+        out.append(Finding(
+            "dataset_snapshot", "reordering",
+            f"the snapshots show other rows of the same dataset ({len(missing)} of {len(sa)} of A's rows are not in "
+            f"B's snapshot; rows with the same index are equal): {verdict}",
+            {"permutation_a_to_b": a_to_b, "index_a": [s.get("index") for s in sa],
+             "index_b": [s.get("index") for s in sb], "shuffle_verdict": verdict, **ev}))
+    elif missing:
         out.append(Finding("dataset_snapshot", "different_samples",
                            f"{len(missing)} of {len(sa)} snapshot samples of A have no equal sample in B",
                            {"positions_a": missing, "index_a": [sa[i].get("index") for i in missing]}))
