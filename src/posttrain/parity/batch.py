@@ -11,11 +11,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from posttrain.parity.artifacts import RunArtifacts, content_hash
+from posttrain.parity.artifacts import RunArtifacts, content_hash, hash_hex
 from posttrain.parity.consistency import ParsedDatum, check_batches, parse_datum, shift_problem
 from posttrain.parity.model import Finding
 from posttrain.parity.order_finding import Located, order_findings
 from posttrain.parity.ordering import Observed
+from posttrain.parity.serialization import hash_recipe
 from posttrain.parity.snapshot import SnapshotAlignment
 from posttrain.parity.tokens import Decoder, compare_tokens, group, leading, strip
 
@@ -222,9 +223,12 @@ def diff_batch(a: RunArtifacts, b: RunArtifacts, align: SnapshotAlignment | None
             compared += _compare_pair(f"datum {i}" + (f" (B datum {j})" if j != i else ""), pa[i], pb[j], bos, dec)
     out += _weights_summary(compared, a, b, len(pa))
     stored_a, stored_b = a.first_batch.get("payload_hash"), b.first_batch.get("payload_hash")
-    if stored_a != stored_b and content_hash(da) == content_hash(db):
+    if (isinstance(stored_a, str) and isinstance(stored_b, str) and hash_hex(stored_a) != hash_hex(stored_b)
+            and content_hash(da) == content_hash(db)):
+        how = {"a": hash_recipe(da, stored_a), "b": hash_recipe(db, stored_b)}
         out.append(Finding("first_batch", "serialization_only",
-                           "payload_hash differs but the datums are identical: the hash was computed over "
-                           "differently serialized JSON", {"payload_hash_a": stored_a, "payload_hash_b": stored_b},
+                           "payload_hash differs but the datums are identical: the hash covers differently "
+                           f"serialized JSON (A: {how['a']}, B: {how['b']})",
+                           {"payload_hash_a": stored_a, "payload_hash_b": stored_b, "hash_method": how},
                            data_difference=False))
     return group(out)

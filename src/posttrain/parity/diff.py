@@ -7,10 +7,10 @@ Layers: config → dataset snapshot → rendered samples → first batch → met
 ``inconsistent_sample``, ``metrics_difference``, ``timing_difference`` (a note), ``missing_artifact``. Serialization-only findings and
 timing metrics never make runs differ. Run A is treated as the reference: fixes say what to change in B.
 
-Modules: :mod:`.snapshot` (snapshot alignment, shuffle naming, serialization), :mod:`.tokens` (token,
-mask and weight comparison), :mod:`.batch` and :mod:`.order_finding` (the first batch),
-:mod:`.ordering` (row-order hypotheses), :mod:`.consistency` (each run against itself),
-:mod:`.causes` (root causes with stage and fix).
+Modules: :mod:`.snapshot` (snapshot alignment, shuffle naming), :mod:`.serialization` (escaping, hash
+recipes, Unicode normalization), :mod:`.tokens` (token, mask and weight comparison), :mod:`.batch` and
+:mod:`.order_finding` (the first batch), :mod:`.ordering` (row-order hypotheses), :mod:`.consistency` (each
+run against itself), :mod:`.causes` (root causes with stage and fix).
 """
 
 from __future__ import annotations

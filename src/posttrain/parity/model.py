@@ -11,11 +11,23 @@ STAGES = ("config", "snapshot", "rendering", "datum building", "batching", "trai
 
 @dataclass
 class Finding:
+    """One difference. ``layer``: config, dataset_snapshot, rendered_samples, first_batch or metrics.
+    ``cause``: the diagnosed cause (see :mod:`posttrain.parity.diff`). ``data_difference`` is False for
+    notes that explain bytes, hashes or timings but leave the training data equal."""
+
     layer: str
     cause: str
     summary: str
     evidence: dict[str, Any] = field(default_factory=dict)
     data_difference: bool = True
+
+    @property
+    def severity(self) -> str:
+        """``error`` when the training data differ, ``note`` otherwise."""
+        return "error" if self.data_difference else "note"
+
+    def to_json(self) -> dict[str, Any]:
+        return {**asdict(self), "severity": self.severity}
 
 
 @dataclass
@@ -31,6 +43,9 @@ class RootCause:
 
 @dataclass
 class ParityReport:
+    """All findings of one comparison and their root causes; the runs match when no finding is a data
+    difference."""
+
     run_a: str
     run_b: str
     findings: list[Finding]
@@ -49,4 +64,4 @@ class ParityReport:
     def to_json(self) -> dict[str, Any]:
         return {"run_a": self.run_a, "run_b": self.run_b, "match": self.match,
                 "root_causes": [asdict(r) for r in self.root_causes],
-                "findings": [asdict(f) for f in self.findings]}
+                "findings": [f.to_json() for f in self.findings]}

@@ -28,6 +28,8 @@ CAUSE_TITLES = {
     "timing_difference": "Timing only (not compared)",
     "missing_artifact": "Missing artifact",
 }
+MAX_ITEMS = 5
+MAX_VALUE_CHARS = 300
 
 
 def _evidence(ev: dict[str, Any]) -> list[str]:
@@ -36,8 +38,8 @@ def _evidence(ev: dict[str, Any]) -> list[str]:
         if k == "items":
             continue
         text = json.dumps(v, ensure_ascii=False)
-        if len(text) > 300:
-            text = text[:300] + " …"
+        if len(text) > MAX_VALUE_CHARS:
+            text = text[:MAX_VALUE_CHARS] + " …"
         lines.append(f"  - `{k}`: {text}")
     return lines
 
@@ -46,8 +48,11 @@ def _finding(f: Finding) -> list[str]:
     title = CAUSE_TITLES.get(f.cause, f.cause)
     out = [f"- **{title}** — {f.summary}"]
     out += _evidence(f.evidence)
-    for item in f.evidence.get("items", [])[:5]:
+    items = f.evidence.get("items", [])
+    for item in items[:MAX_ITEMS]:
         out.append(f"  - {item.get('summary', '')}")
+    if len(items) > MAX_ITEMS:
+        out.append(f"  - … {len(items) - MAX_ITEMS} more (see --json)")
     return out
 
 

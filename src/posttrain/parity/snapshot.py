@@ -1,18 +1,15 @@
-"""The dataset-snapshot layer: which samples each run shuffled where, and how it serialized them."""
+"""The dataset-snapshot layer: which samples each run shuffled where (serialization notes: :mod:`.serialization`)."""
 
 from __future__ import annotations
 
-import hashlib
-import json
-import re
-import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from posttrain.parity.artifacts import RunArtifacts, canonical_json, content_hash
+from posttrain.parity.artifacts import RunArtifacts, content_hash
 from posttrain.parity.model import Finding
 from posttrain.parity.ordering import ShuffleMatch, identify_shuffle
+from posttrain.parity.serialization import nfc, serialization_findings
 
 # Seeds tried when naming the shuffle behind a snapshot order, besides the runs' own seeds.
 COMMON_SEEDS = (*range(16), 42)
@@ -21,17 +18,7 @@ LARGE = 200_000
 
 def msg_key(messages: Any) -> str:
     """Identity of a sample's content, independent of how it was serialized or normalized."""
-    return content_hash(_nfc(messages))
-
-
-def _nfc(obj: Any) -> Any:
-    if isinstance(obj, str):
-        return unicodedata.normalize("NFC", obj)
-    if isinstance(obj, list):
-        return [_nfc(x) for x in obj]
-    if isinstance(obj, dict):
-        return {k: _nfc(v) for k, v in obj.items()}
-    return obj
+    return content_hash(nfc(messages))
 
 
 def align_by_content(keys_a: Sequence[str], keys_b: Sequence[str]) -> list[int | None]:
@@ -146,77 +133,5 @@ def diff_snapshot(a: RunArtifacts, b: RunArtifacts) -> tuple[list[Finding], Snap
         out.append(Finding("dataset_snapshot", "different_samples",
                            f"{len(missing)} of {len(sa)} snapshot samples of A have no equal sample in B",
                            {"positions_a": missing, "index_a": [sa[i].get("index") for i in missing]}))
-    out += _serialization(a, b, sa, sb, a_to_b)
+    out += serialization_findings(a, b, a_to_b)
     return out, SnapshotAlignment(a_to_b, reordered)
-
-
-def _escaped_chars(raw: bytes) -> list[str]:
-    """Non-ASCII characters a JSON file writes as \\uXXXX escapes (surrogate pairs joined)."""
-    found = re.findall(rb"\\u([0-9a-fA-F]{4})(?:\\u(d[c-f][0-9a-fA-F]{2}))?", raw)
-    chars: list[str] = []
-    for hi, lo in found:
-        code = int(hi, 16)
-        if code < 0x80:
-            continue
-        ch = (chr(code) + chr(int(lo, 16))).encode("utf-16", "surrogatepass").decode("utf-16") if lo else chr(code)
-        if ch not in chars:
-            chars.append(ch)
-    return chars
-
-
-def _hash_method(s: dict[str, Any]) -> str:
-    ascii_hash = hashlib.sha256(
-        json.dumps(s["messages"], sort_keys=True, ensure_ascii=True, separators=(",", ":")).encode()
-    ).hexdigest()
-    stored = s.get("content_hash") or ""
-    if stored == content_hash(s["messages"]):
-        return "canonical"
-    return "ASCII-escaped JSON" if stored.split(":")[-1] == ascii_hash else "unknown"
-
-
-def _serialization(a: RunArtifacts, b: RunArtifacts, sa: list[dict[str, Any]], sb: list[dict[str, Any]],
-                   a_to_b: list[int | None]) -> list[Finding]:
-    out: list[Finding] = []
-    pairs = [(i, j) for i, j in enumerate(a_to_b) if j is not None]
-    hash_mismatch = [i for i, j in pairs if sa[i].get("content_hash") != sb[j].get("content_hash")]
-    exact_mismatch = [i for i, j in pairs if canonical_json(sa[i]["messages"]) != canonical_json(sb[j]["messages"])]
-    esc_a = _escaped_chars(a.raw.get("dataset_snapshot.json", b""))
-    esc_b = _escaped_chars(b.raw.get("dataset_snapshot.json", b""))
-    if hash_mismatch:
-        first = hash_mismatch[0]
-        how = {"a": _hash_method(sa[first]), "b": _hash_method(sb[a_to_b[first]])}  # type: ignore[index]
-        out.append(Finding(
-            "dataset_snapshot", "serialization_only",
-            f"content_hash differs for {len(hash_mismatch)} samples whose text is equal: hashes computed over "
-            f"different JSON (A: {how['a']}, B: {how['b']}); not a data difference",
-            {"positions_a": hash_mismatch, "hash_method": how, "escaped_chars_a": esc_a, "escaped_chars_b": esc_b},
-            data_difference=False))
-    elif esc_a != esc_b:
-        side = "B" if esc_b else "A"
-        chars = esc_b or esc_a
-        out.append(Finding(
-            "dataset_snapshot", "serialization_only",
-            f"run {side} writes non-ASCII characters as \\u escapes ({', '.join(_describe(c) for c in chars[:8])}); "
-            "the decoded text is equal, not a data difference",
-            {"escaped_chars_a": esc_a, "escaped_chars_b": esc_b}, data_difference=False))
-    if exact_mismatch:
-        out.append(Finding(
-            "dataset_snapshot", "serialization_only",
-            f"{len(exact_mismatch)} samples are equal only after Unicode NFC normalization",
-            {"positions_a": exact_mismatch}, data_difference=False))
-    return out
-
-
-def _describe(ch: str) -> str:
-    code = "+".join(f"U+{ord(c):04X}" for c in ch)
-    try:
-        name = " ".join(unicodedata.name(c) for c in ch)
-    except ValueError:
-        name = "?"
-    escaped = "".join(f"\\u{u:04x}" for u in _utf16(ch))
-    return f"'{ch}' {code} {name} as {escaped}"
-
-
-def _utf16(ch: str) -> list[int]:
-    data = ch.encode("utf-16-be")
-    return [int.from_bytes(data[i : i + 2], "big") for i in range(0, len(data), 2)]

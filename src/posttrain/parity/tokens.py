@@ -14,10 +14,13 @@ REL_TOL = 1e-5
 
 
 def bos_id(a: RunArtifacts, b: RunArtifacts) -> int | None:
+    """config.json's ``bos_token_id``; ``null`` there means the tokenizer has none (e.g. Qwen)."""
     for run in (a, b):
         bos = run.config.get("bos_token_id")
-        if isinstance(bos, int):
+        if isinstance(bos, int) and not isinstance(bos, bool):
             return bos
+    if any("bos_token_id" in run.config for run in (a, b)):
+        return None
     # Infer: the first token every rendered sample of both runs starts with.
     firsts = {s["all_tokens"][0] for r in (a, b) if r.rendered for s in r.rendered["samples"] if s["all_tokens"]}
     return firsts.pop() if len(firsts) == 1 else None

@@ -51,6 +51,7 @@ _REGISTRY: dict[str, RendererSpec] = {
                                            (("reasoning_effort", "high"),)),
     "mistral": RendererSpec(_R + "mistral", "MistralRenderer", "posttrain:mistral-v7"),
     "mistral_v3": RendererSpec(_R + "mistral", "MistralV3Renderer", "posttrain:mistral-v3"),
+    "smollm2": RendererSpec(_R + "smollm2", "SmolLM2Renderer", "posttrain:smollm2"),
 }
 
 # Model-name patterns (lower-cased substrings, checked in order) → recommended renderer.
@@ -63,6 +64,7 @@ _MODEL_RULES: list[tuple[str, str]] = [
     ("gpt-oss", "gpt_oss_medium_reasoning"),
     ("mistral", "mistral"),
     ("ministral", "mistral"),
+    ("smollm2", "smollm2"),
     ("llama-3", "llama3"),
     ("llama3", "llama3"),
 ]

@@ -1,0 +1,74 @@
+"""LoRA through ``peft``: which modules get adapters, and the seeded initialisation.
+
+``train_attn`` adapts the attention projections, ``train_mlp`` the MLP projections, ``train_unembed``
+the output head, as the SDK's flags say. ``lora_alpha`` is fixed at 32, so the adapter scale
+``alpha / rank`` is 1 at the default rank 32. Adapters start with ``B = 0``, so the model's outputs at
+initialisation are exactly the base model's.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import torch
+
+from posttrain.errors import PosttrainError
+
+ATTN = ("q_proj", "k_proj", "v_proj", "o_proj")
+MLP = ("gate_proj", "up_proj", "down_proj")
+UNEMBED = ("lm_head",)
+LORA_ALPHA = 32
+
+
+@dataclass(frozen=True)
+class LoraSettings:
+    rank: int = 32
+    train_mlp: bool = True
+    train_attn: bool = True
+    train_unembed: bool = True
+
+    def __post_init__(self) -> None:
+        if self.rank < 1:
+            raise PosttrainError(f"LoRA rank must be at least 1, got {self.rank} (use a full fine-tune for rank 0)")
+        if not (self.train_mlp or self.train_attn or self.train_unembed):
+            raise PosttrainError("LoRA with train_mlp, train_attn and train_unembed all False trains nothing")
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def target_modules(self) -> list[str]:
+        return [*(ATTN if self.train_attn else ()), *(MLP if self.train_mlp else ()),
+                *(UNEMBED if self.train_unembed else ())]
+
+
+def add_lora(model: Any, settings: LoraSettings, seed: int, base_folder: str) -> Any:
+    """Wrap ``model`` in a peft LoRA model whose adapter weights are a function of ``seed``."""
+    from peft import LoraConfig, get_peft_model
+
+    config = LoraConfig(r=settings.rank, lora_alpha=LORA_ALPHA, lora_dropout=0.0, bias="none",
+                        target_modules=settings.target_modules(), base_model_name_or_path=base_folder)
+    devices = {p.device for p in model.parameters()}
+    with torch.random.fork_rng(devices=[d for d in devices if d.type == "cuda"]), warnings.catch_warnings():
+        # peft warns about an adapted head tied to the embeddings; merge_lora handles that case
+        warnings.filterwarnings("ignore", message=".*tie_word_embeddings.*")
+        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+        torch.manual_seed(seed)
+        return get_peft_model(model, config)
+
+
+def merge_lora(peft_model: Any) -> Any:
+    """The adapter merged into the weights of ``peft_model`` (pass a copy: it is modified).
+
+    When the head is adapted and tied to the input embeddings, merging into the shared tensor would
+    change the embeddings too (the trained model never did), so the head gets its own copy first."""
+    base = peft_model.get_base_model()
+    head, embed = base.get_output_embeddings(), base.get_input_embeddings()
+    head_base = getattr(head, "base_layer", None)
+    if head_base is not None and head_base.weight is embed.weight:
+        head_base.weight = torch.nn.Parameter(embed.weight.detach().clone(), requires_grad=False)
+        base.config.tie_word_embeddings = False
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*tie_word_embeddings.*|.*tied.*")
+        return peft_model.merge_and_unload()

