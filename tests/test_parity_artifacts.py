@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from posttrain import PosttrainError, datum_from_tokens_weights
 from posttrain.parity.artifacts import canonical_json, content_hash, hash_hex, read_run, write_run
+from posttrain.parity.diff import diff_runs
 
 MESSAGES = [{"role": "user", "content": "“hi” naïve\n\t\x01"}, {"role": "assistant", "content": "ok 😀"}]
 
@@ -73,8 +76,9 @@ def test_read_run_nested_and_flat(tmp_path):
     assert got.metrics is None and got.raw["dataset_snapshot.json"] == nested.raw["dataset_snapshot.json"]
 
 
-def _broken(tmp_path: Path, name: str, edit) -> Path:
-    run = _write(tmp_path / name)
+def _broken(tmp_path: Path, name: str, edit: Callable[[Any], Any], run_name: str | None = None) -> Path:
+    """A fresh run (folder ``run_name``, default ``name``) whose ``parity/{name}.json`` went through ``edit``."""
+    run = _write(tmp_path / (run_name or name))
     path = run / "parity" / f"{name}.json"
     obj = json.loads(path.read_text(encoding="utf-8"))
     edit(obj)
@@ -82,30 +86,43 @@ def _broken(tmp_path: Path, name: str, edit) -> Path:
     return run
 
 
+# Missing or mistyped fields are read errors naming the file and the JSON path (more cases:
+# tests/test_parity_values.py::MALFORMED).
 @pytest.mark.parametrize("name, edit, message", [
-    ("dataset_snapshot", lambda o: o.pop("total_count"), r"dataset_snapshot\.json: missing field 'total_count'"),
+    ("dataset_snapshot", lambda o: o.pop("samples"), r"dataset_snapshot\.json: samples: missing$"),
     ("dataset_snapshot", lambda o: o["samples"][0].pop("messages"),
-     r"dataset_snapshot\.json: samples\[0\]: missing field 'messages'"),
+     r"dataset_snapshot\.json: samples\[0\]\.messages: missing$"),
     ("dataset_snapshot", lambda o: o["samples"][0].update(index="7"),
-     r"dataset_snapshot\.json: samples\[0\]: field 'index' must be int, got str"),
+     r"dataset_snapshot\.json: samples\[0\]\.index: expected an integer or null, got string$"),
     ("rendered_samples", lambda o: o["samples"][0].pop("all_tokens"),
-     r"rendered_samples\.json: samples\[0\]: missing field 'all_tokens'"),
-    ("rendered_samples", lambda o: o["samples"][0]["weights"].pop(),
-     r"rendered_samples\.json: samples\[0\]: 3 weights for 4 all_tokens"),
+     r"rendered_samples\.json: samples\[0\]\.all_tokens: missing$"),
     ("rendered_samples", lambda o: o["samples"][0]["all_tokens"].__setitem__(2, 3.5),
-     r"rendered_samples\.json: samples\[0\]\.all_tokens\[2\]: token ids must be integers"),
-    ("rendered_samples", lambda o: o["samples"][0].update(token_count=9),
-     r"rendered_samples\.json: samples\[0\]: token_count 9 but 4 all_tokens"),
+     r"rendered_samples\.json: samples\[0\]\.all_tokens\[2\]: expected an integer, got number$"),
+    ("rendered_samples", lambda o: o["samples"][0]["all_tokens"].__setitem__(1, True),
+     r"rendered_samples\.json: samples\[0\]\.all_tokens\[1\]: expected an integer, got boolean$"),
     ("first_batch_payload", lambda o: o["datums"][1]["loss_fn_inputs"].pop("weights"),
-     r"first_batch_payload\.json: datums\[1\]\.loss_fn_inputs: missing field 'weights'"),
+     r"first_batch_payload\.json: datums\[1\]\.loss_fn_inputs\.weights: missing$"),
     ("first_batch_payload", lambda o: o["datums"][0]["model_input"]["chunks"][0].pop("tokens"),
-     r"first_batch_payload\.json: datums\[0\]\.model_input\.chunks\[0\]: missing field 'tokens'"),
-    ("first_batch_payload", lambda o: o["datums"][0]["loss_fn_inputs"]["target_tokens"]["data"].pop(),
-     r"first_batch_payload\.json: datums\[0\]: loss_fn_inputs\.target_tokens has 2 values for 3"),
+     r"first_batch_payload\.json: datums\[0\]\.model_input\.chunks\[0\]\.tokens: missing$"),
 ])
-def test_read_errors_name_file_and_field(tmp_path, name, edit, message):
+def test_read_errors_name_file_and_json_path(tmp_path, name, edit, message):
     with pytest.raises(PosttrainError, match=message):
         read_run(_broken(tmp_path, name, edit))
+
+
+def test_contradicting_values_are_findings_not_read_errors(tmp_path):
+    # Well-typed values that disagree with each other are read, then reported by the diff.
+    good = _write(tmp_path / "good")
+    bad = _broken(tmp_path, "rendered_samples", lambda o: (o["samples"][0]["weights"].pop(),
+                                                          o["samples"][0].update(token_count=9)))
+    (f,) = diff_runs(read_run(good), read_run(bad)).find("inconsistent_sample")
+    assert f.evidence["side"] == "B"
+    assert f.evidence["items"][0]["problems"] == ["token_count 9 but all_tokens has 4 tokens",
+                                                  "weights has 3 values for 4 tokens"]
+    bad = _broken(tmp_path, "first_batch_payload",
+                  lambda o: o["datums"][0]["loss_fn_inputs"]["target_tokens"]["data"].pop())
+    (f,) = diff_runs(read_run(good), read_run(bad)).find("inconsistent_datum")
+    assert f.evidence["items"][0]["problems"][0] == "loss_fn_inputs.target_tokens has 2 values for 3 model_input tokens"
 
 
 def test_read_errors_for_bad_files(tmp_path):
@@ -116,9 +133,36 @@ def test_read_errors_for_bad_files(tmp_path):
         read_run(tmp_path / "empty")
     run = _write(tmp_path / "run")
     (run / "parity" / "rendered_samples.json").write_text('{"samples": [\n  {oops}\n]}', encoding="utf-8")
-    with pytest.raises(PosttrainError, match=r"rendered_samples\.json:2: invalid JSON"):
+    with pytest.raises(PosttrainError, match=r"rendered_samples\.json:2: invalid JSON: .* at column 4$"):
         read_run(run)
     run = _write(tmp_path / "run2")
     (run / "metrics.jsonl").write_text('{"step": 0}\n{oops\n', encoding="utf-8")
-    with pytest.raises(PosttrainError, match=r"metrics\.jsonl:2: invalid JSON"):
+    with pytest.raises(PosttrainError, match=r"metrics\.jsonl:2: invalid JSON: .* at column 2$"):
         read_run(run)
+
+
+def test_payload_hash_as_bare_hex_or_another_recipe(tmp_path):
+    good = _write(tmp_path / "good")
+    path = good / "parity" / "first_batch_payload.json"
+    datums = json.loads(path.read_text(encoding="utf-8"))["datums"]
+    # Written out by hand: the canonical form of these datums (weights 0.0/1.0 as 0/1).
+    canonical = (
+        '[{"loss_fn_inputs":{"target_tokens":{"data":[2,3,4],"dtype":"int64","shape":[3]},'
+        '"weights":{"data":[0,1,1],"dtype":"float32","shape":[3]}},'
+        '"model_input":{"chunks":[{"tokens":[1,2,3],"type":"encoded_text"}]}},'
+        '{"loss_fn_inputs":{"target_tokens":{"data":[5,6],"dtype":"int64","shape":[2]},'
+        '"weights":{"data":[1,1],"dtype":"float32","shape":[2]}},'
+        '"model_input":{"chunks":[{"tokens":[1,5],"type":"encoded_text"}]}}]'
+    )
+    assert canonical_json(datums) == canonical.encode()
+    bare = hashlib.sha256(canonical.encode()).hexdigest()
+
+    def with_hash(run_name: str, value: str) -> Path:
+        return _broken(tmp_path, "first_batch_payload", lambda o: o.update(payload_hash=value), run_name)
+
+    assert diff_runs(read_run(good), read_run(with_hash("bare", bare))).findings == []
+    spaced = hashlib.sha256(json.dumps(datums, sort_keys=True).encode()).hexdigest()
+    report = diff_runs(read_run(good), read_run(with_hash("spaced", spaced)))
+    (note,) = report.findings
+    assert report.match and (note.layer, note.cause, note.severity) == ("first_batch", "serialization_only", "note")
+    assert note.evidence["hash_method"] == {"a": "canonical", "b": "ASCII-escaped JSON with spaces"}

@@ -35,6 +35,13 @@ from typing import Any
 
 from posttrain.datum import Datum
 from posttrain.errors import PosttrainError
+from posttrain.parity.schema import (
+    check_config,
+    check_first_batch,
+    check_metrics_line,
+    check_rendered,
+    check_snapshot,
+)
 
 SNAPSHOT = "dataset_snapshot.json"
 RENDERED = "rendered_samples.json"
@@ -135,113 +142,45 @@ def _load_json(path: Path, raw: dict[str, bytes]) -> Any:
     except UnicodeDecodeError as err:
         raise PosttrainError(f"{path}: not UTF-8: {err}") from err
     except json.JSONDecodeError as err:
-        raise PosttrainError(f"{path}:{err.lineno}: invalid JSON: {err.msg}") from err
+        raise PosttrainError(f"{path}:{err.lineno}: invalid JSON: {err.msg} at column {err.colno}") from err
 
 
-_KINDS: dict[str, tuple[type, ...]] = {
-    "int": (int,), "str": (str,), "list": (list,), "object": (dict,), "number": (int, float),
-}
+_CHECKS = {SNAPSHOT: check_snapshot, RENDERED: check_rendered, FIRST_BATCH: check_first_batch}
 
 
-def _get(obj: Any, key: str, kind: str, path: Path, where: str) -> Any:
-    """``obj[key]``, checked; errors read ``FILE: WHERE: missing field 'KEY'``."""
-    prefix = f"{path}: {where + ': ' if where else ''}"
-    if not isinstance(obj, dict):
-        raise PosttrainError(f"{prefix}expected a JSON object, got {type(obj).__name__}")
-    if key not in obj:
-        raise PosttrainError(f"{prefix}missing field '{key}'")
-    value = obj[key]
-    # bool is an int in Python but not a count or a token id.
-    if not isinstance(value, _KINDS[kind]) or isinstance(value, bool):
-        raise PosttrainError(f"{prefix}field '{key}' must be {kind}, got {type(value).__name__}")
-    return value
-
-
-def _check_ints(values: list[Any], path: Path, where: str) -> None:
-    bad = next((k for k, v in enumerate(values) if not isinstance(v, int) or isinstance(v, bool)), None)
-    if bad is not None:
-        raise PosttrainError(f"{path}: {where}[{bad}]: token ids must be integers, got {values[bad]!r}")
-
-
-def _check_snapshot(obj: Any, path: Path) -> None:
-    _get(obj, "total_count", "int", path, "")
-    _get(obj, "n_snapshot", "int", path, "")
-    for i, s in enumerate(_get(obj, "samples", "list", path, "")):
-        where = f"samples[{i}]"
-        _get(s, "index", "int", path, where)
-        _get(s, "content_hash", "str", path, where)
-        _get(s, "messages", "list", path, where)
-
-
-def _check_rendered(obj: Any, path: Path) -> None:
-    for i, s in enumerate(_get(obj, "samples", "list", path, "")):
-        where = f"samples[{i}]"
-        tokens = _get(s, "all_tokens", "list", path, where)
-        _check_ints(tokens, path, f"{where}.all_tokens")
-        weights = _get(s, "weights", "list", path, where)
-        if len(weights) != len(tokens):
-            raise PosttrainError(f"{path}: {where}: {len(weights)} weights for {len(tokens)} all_tokens")
-        if "token_count" in s and s["token_count"] != len(tokens):
-            raise PosttrainError(f"{path}: {where}: token_count {s['token_count']} but {len(tokens)} all_tokens")
-        if s.get("decoded") is not None and not isinstance(s["decoded"], str):
-            raise PosttrainError(f"{path}: {where}: field 'decoded' must be str")
-
-
-def _check_batch(obj: Any, path: Path) -> None:
-    _get(obj, "batch_size", "int", path, "")
-    for i, d in enumerate(_get(obj, "datums", "list", path, "")):
-        where = f"datums[{i}]"
-        chunks = _get(_get(d, "model_input", "object", path, where), "chunks", "list", path, f"{where}.model_input")
-        n = 0
-        for k, c in enumerate(chunks):
-            cw = f"{where}.model_input.chunks[{k}]"
-            toks = _get(c, "tokens", "list", path, cw)
-            _check_ints(toks, path, f"{cw}.tokens")
-            n += len(toks)
-        lfi = _get(d, "loss_fn_inputs", "object", path, where)
-        for name in ("target_tokens", "weights"):
-            data = _get(_get(lfi, name, "object", path, f"{where}.loss_fn_inputs"), "data", "list", path,
-                        f"{where}.loss_fn_inputs.{name}")
-            if len(data) != n:
-                raise PosttrainError(f"{path}: {where}: loss_fn_inputs.{name} has {len(data)} values for {n} "
-                                     "model_input tokens")
-
-
-_CHECKS = {SNAPSHOT: _check_snapshot, RENDERED: _check_rendered, FIRST_BATCH: _check_batch}
+def _read_metrics(path: Path) -> list[dict[str, Any]]:
+    metrics = []
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise PosttrainError(f"{path}: not UTF-8: {err}") from err
+    # Split on "\n" only: str.splitlines would also cut at U+2028 inside a JSON string.
+    for number, line in enumerate(text.split("\n"), start=1):
+        if line.strip():
+            try:
+                value = json.loads(line)
+            except json.JSONDecodeError as err:
+                raise PosttrainError(f"{path}:{number}: invalid JSON: {err.msg} at column {err.colno}") from err
+            metrics.append(check_metrics_line(value, path, number))
+    return metrics
 
 
 def read_run(path: str | Path) -> RunArtifacts:
-    """Read a run folder (nested ``parity/`` or flat layout); errors name the file and field."""
+    """Read a run folder (nested ``parity/`` or flat layout), checking each file's schema.
+
+    Errors name the file and the JSON path (:mod:`posttrain.parity.schema`)."""
     run = Path(path)
     if not run.is_dir():
         raise PosttrainError(f"{run}: not a run folder")
     raw: dict[str, bytes] = {}
     cfg_path = _find(run, CONFIG)
-    config = _load_json(cfg_path, raw) if cfg_path else {}
-    if not isinstance(config, dict):
-        raise PosttrainError(f"{cfg_path}: expected a JSON object, got {type(config).__name__}")
+    config = check_config(_load_json(cfg_path, raw), cfg_path) if cfg_path else {}
     parts: dict[str, Any] = {}
     for name, check in _CHECKS.items():
         p = _find(run, name)
-        if p is None:
-            parts[name] = None
-            continue
-        obj = _load_json(p, raw)
-        check(obj, p)
-        parts[name] = obj
+        parts[name] = None if p is None else check(_load_json(p, raw), p)
     if all(v is None for v in parts.values()) and cfg_path is None:
         raise PosttrainError(f"{run}: no config.json or parity artifacts found (looked in {run} and {run / 'parity'})")
-    metrics = None
     m_path = _find(run, METRICS)
-    if m_path is not None:
-        metrics = []
-        for number, line in enumerate(m_path.read_text(encoding="utf-8").splitlines(), start=1):
-            if line.strip():
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError as err:
-                    raise PosttrainError(f"{m_path}:{number}: invalid JSON: {err.msg}") from err
-                if not isinstance(row, dict):
-                    raise PosttrainError(f"{m_path}:{number}: expected a JSON object per line")
-                metrics.append(row)
+    metrics = _read_metrics(m_path) if m_path is not None else None
     return RunArtifacts(run, config, parts[SNAPSHOT], parts[RENDERED], parts[FIRST_BATCH], metrics, raw)
