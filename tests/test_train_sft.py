@@ -58,7 +58,7 @@ def test_loss_falls_and_the_run_folder_is_complete(conversations, tmp_path):
     records = [json.loads(line) for line in (out / "checkpoints.jsonl").read_text().splitlines()]
     assert [(r["name"], r["step"], r["epoch"], r["batch"]) for r in records] == [
         ("step_000002", 2, 0, 2), ("step_000004", 4, 0, 4), ("final", 6, 2, 0)]
-    assert (out / "loss.png").stat().st_size > 1000 and result.plot_path == str(out / "loss.png")
+    assert (out / "curves.png").stat().st_size > 1000 and result.plot_path == str(out / "curves.png")
     config = json.loads((out / "config.json").read_text())
     assert config["renderer"] == "smollm2" and config["reduction"] == "mean" and config["batch_size"] == 4
     payload = json.loads((out / "parity" / "first_batch_payload.json").read_text())

@@ -308,5 +308,10 @@ class TrainingClient:
             device=str(self.device), dtype=str(next(self.model.parameters()).dtype).removeprefix("torch."),
             max_context_length=self.base.max_context_length)
 
+    @property
+    def busy_seconds(self) -> float:
+        """Seconds this client's worker spent computing (forward, backward, steps, saves)."""
+        return self._executor.busy_seconds
+
     def close(self) -> None:
         self._executor.shutdown()
