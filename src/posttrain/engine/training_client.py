@@ -11,6 +11,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from posttrain.engine import checkpoints as ckpt
@@ -96,6 +97,26 @@ class TrainingClient:
     async def forward_backward_custom_async(self, data: Sequence[Any],
                                             loss_fn: CustomLossFn) -> EngineFuture[ForwardBackwardOutput]:
         return self.forward_backward_custom(data, loss_fn)
+
+    def compute_base_logprobs(self, data: Sequence[Any]) -> EngineFuture[list[np.ndarray]]:
+        """Target logprobs under the base model, the LoRA adapter switched off (local engine only).
+
+        A LoRA run's starting weights, without a second copy of the model: DPO's reference."""
+        if self.lora is None:
+            raise PosttrainError("compute_base_logprobs needs a LoRA client: a full fine-tune has no adapter to switch "
+                                 "off (save the starting weights for a reference instead)")
+        datums = self._datums(data)
+        check_datums(datums, (), self.base.vocab_size, self.base.max_context_length, "compute_base_logprobs")
+        return self._executor.submit(self._run_base_logprobs, datums)
+
+    def _run_base_logprobs(self, datums: list[PackedDatum]) -> list[np.ndarray]:
+        mine = self.dist.shard(len(datums))
+        own: list[np.ndarray] = []
+        with torch.no_grad(), self.model.disable_adapter():
+            for group in micro_batches([len(datums[i]) for i in mine], self.micro_batch_tokens):
+                own += [lp.cpu().numpy() for lp in target_logprobs(self.model, [datums[mine[j]] for j in group],
+                                                                   self.device)]
+        return self.dist.gather(len(datums), own)
 
     def _datums(self, data: Sequence[Any]) -> list[PackedDatum]:
         return [as_packed(d, i) for i, d in enumerate(data)]

@@ -3,19 +3,24 @@ model's tokenizer, and write the parity artifacts of the data the loop trains.""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from posttrain.data.supervised import SupervisedDataset, SupervisedDatasetFromHFDataset
 from posttrain.datum import Datum
+from posttrain.engine.distributed import DistContext
 from posttrain.engine.hosted import Backend, hosted_backend
 from posttrain.errors import PosttrainError
 from posttrain.messages import to_messages
+from posttrain.recipes.config import RecipeConfig
 from posttrain.renderers import Renderer, get_renderer
 from posttrain.tokenizer import get_tokenizer
 from posttrain.training.run_folder import CHECKPOINT_DIR, RunFolder
 
 N_SNAPSHOT = 8
+T = TypeVar("T")
 
 
 def make_backend(name: str, log_path: str, micro_batch_tokens: int) -> Backend:
@@ -49,21 +54,66 @@ def check_renderer_fits(renderer_name: str, tokenizer_name: str, model_name: str
     return renderer
 
 
+RenderRow = Callable[[dict[str, Any]], tuple[list[Any], list[int], list[float]]]
+
+
 def write_parity(run: RunFolder, config: dict[str, Any], train: SupervisedDataset, renderer: Renderer,
-                 train_on: str, first_batch: list[Datum]) -> None:
-    """Dataset snapshot (the builder's row order), rendered samples, and the first batch as trained."""
+                 train_on: str, first_batch: list[Datum], render_row: RenderRow | None = None) -> None:
+    """Dataset snapshot (the builder's row order), rendered samples, and the first batch as trained.
+    ``render_row`` turns a row into (messages, tokens, weights); default: a conversation's ``messages``."""
     from posttrain.parity.artifacts import write_run
 
+    def conversation(row: dict[str, Any]) -> tuple[list[Any], list[int], list[float]]:
+        msgs = to_messages(row["messages"])
+        ex = renderer.build_supervised_example(msgs, train_on)
+        return msgs, ex.tokens, ex.weights
+
+    render = render_row or conversation
     snapshot: list[tuple[int, list[dict[str, Any]]]] = []
     rendered: list[tuple[list[int], list[float], str]] = []
     total = 0
     if isinstance(train, SupervisedDatasetFromHFDataset):
         total = len(train.hf_dataset)
-        rows = train.hf_dataset.select(range(min(N_SNAPSHOT, total))).to_list()
-        for position, row in enumerate(rows):
-            msgs = to_messages(row["messages"])
-            ex = renderer.build_supervised_example(msgs, train_on)
+        for position, row in enumerate(train.hf_dataset.select(range(min(N_SNAPSHOT, total))).to_list()):
+            msgs, tokens, weights = render(row)
             snapshot.append((int(row.get("__line__", position + 1)) - 1, [m.to_dict() for m in msgs]))
-            rendered.append((ex.tokens, ex.weights, renderer.tokenizer.decode(ex.tokens)))
+            rendered.append((tokens, weights, renderer.tokenizer.decode(tokens)))
     write_run(run.path, config=config, total_count=total, snapshot=snapshot, rendered=rendered,
               batch_size=len(first_batch), datums=first_batch)
+
+
+@dataclass
+class Setup:
+    """What a recipe knows once its arguments, backend and renderer are checked."""
+
+    dist: DistContext
+    backend: Backend
+    renderer: Renderer
+    renderer_name: str
+    tokenizer_name: str
+
+
+def setup(cfg: RecipeConfig) -> Setup:
+    """Join the process group (torchrun), check the settings, the backend's credentials and that the
+    renderer fits the model's tokenizer: all before any data is read."""
+    from posttrain.renderers import get_recommended_renderer_name
+    from posttrain.training.launch import init_distributed
+
+    dist = init_distributed()
+    cfg.check()
+    backend = make_backend(cfg.backend, cfg.log_path, cfg.micro_batch_tokens)
+    tok_name = model_tokenizer_name(cfg.model_name)
+    renderer_name = cfg.renderer_name or get_recommended_renderer_name(cfg.model_name)
+    renderer = check_renderer_fits(renderer_name, tok_name, cfg.model_name)
+    return Setup(dist, backend, renderer, renderer_name, tok_name)
+
+
+def open_run(cfg: RecipeConfig, config: dict[str, Any], s: Setup, build_data: Callable[[], T]) -> tuple[RunFolder, T]:
+    """Check the run folder, build (and check) the data, then create the folder: rank 0 owns it, the
+    other ranks wait at a barrier."""
+    if s.dist.is_main():
+        RunFolder.open(cfg.log_path, config, cfg.resume, write=False)
+    data = build_data()
+    run = RunFolder.open(cfg.log_path, config, cfg.resume) if s.dist.is_main() else RunFolder(Path(cfg.log_path), config)
+    s.dist.barrier()
+    return run, data

@@ -11,8 +11,7 @@ tinker-cookbook's ``sl_basic`` (no_robots, all assistant messages, lr 2e-4, line
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
 from posttrain.data.builders import (
@@ -22,56 +21,22 @@ from posttrain.data.builders import (
     Tulu3Builder,
 )
 from posttrain.data.supervised import SupervisedDataset, SupervisedDatasetFromHFDataset, apply_fns
-from posttrain.engine.hosted import Backend
 from posttrain.errors import PosttrainError
-from posttrain.recipes.common import check_renderer_fits, make_backend, model_tokenizer_name, write_parity
-from posttrain.renderers import get_recommended_renderer_name
-from posttrain.training.run_folder import RunFolder
-from posttrain.training.sft import SFTLoop, SFTLoopConfig, SFTResult
+from posttrain.recipes.common import open_run, setup, write_parity
+from posttrain.recipes.config import RecipeConfig, from_recipe
+from posttrain.training.sft import SFTLoop, SFTResult
 
 NAMED_DATASETS = ("no_robots", "tulu3", "default")
 
 
 @dataclass
-class SFTConfig:
-    """Every knob of ``posttrain train sft``; names follow tinker-cookbook's ``train.Config``."""
+class SFTConfig(RecipeConfig):
+    """Every knob of ``posttrain train sft``. ``dataset``: a conversations file, hub:ORG/NAME, or
+    no_robots | tulu3 | default (the shipped conversations)."""
 
     log_path: str = "runs/sft"
-    model_name: str = "posttrain:smollm2-135m-instruct"
-    renderer_name: str | None = None  # default: recommended for the model
-    dataset: str = "default"  # a conversations file, hub:ORG/NAME, or no_robots | tulu3 | default (shipped)
-    dataset_path: str | None = None  # a local copy for no_robots/tulu3 (anything datasets.load_dataset reads)
     train_on_what: str | None = None  # default: the dataset builder's
-    max_length: int = 2048
-    batch_size: int = 8
-    test_size: int = 32  # held-out conversations, for conversation files
-    learning_rate: float = 2e-4
-    lr_schedule: str = "linear"
-    warmup_steps: int = 0
-    num_epochs: int = 1
-    max_steps: int | None = None
-    lora_rank: int = 32
-    eval_every: int = 8
-    save_every: int = 20
-    seed: int = 0
-    adam_beta1: float = 0.9
-    adam_beta2: float = 0.95
-    adam_eps: float = 1e-8
-    weight_decay: float = 0.0
-    grad_clip_norm: float = 0.0
-    backend: str = "local"
-    resume: bool = False
-    show_progress: bool = False
-    micro_batch_tokens: int = 8192
     recipe: str = "sft"
-
-    def run_config(self, renderer: str, tokenizer: str, bos: int | None, train_on: str) -> dict[str, Any]:
-        """``config.json``: the settings, plus the fields ``parity diff`` compares under its names."""
-        cfg = {k: v for k, v in asdict(self).items() if k not in ("show_progress",)}
-        cfg.update(renderer=renderer, renderer_name=renderer, tokenizer=tokenizer, bos_token_id=bos,
-                   train_on_what=train_on, lr=self.learning_rate, shuffle="datasets.Dataset.shuffle(seed)",
-                   truncation_side="right", reduction="mean", loss_fn="cross_entropy")
-        return cfg
 
 
 RECIPES: dict[str, dict[str, Any]] = {
@@ -85,34 +50,7 @@ RECIPES: dict[str, dict[str, Any]] = {
 
 
 def recipe_config(name: str, **overrides: Any) -> SFTConfig:
-    if name not in RECIPES:
-        raise PosttrainError(f"unknown SFT recipe {name!r}; known: {', '.join(RECIPES)}")
-    names = {f.name for f in fields(SFTConfig)}
-    unknown = sorted(set(overrides) - names)
-    if unknown:
-        raise PosttrainError(f"unknown SFT setting(s) {unknown}")
-    return SFTConfig(**{**RECIPES[name], **{k: v for k, v in overrides.items() if v is not None}, "recipe": name})
-
-
-def check_config(cfg: SFTConfig) -> None:
-    """Argument checks that need no file, model or network."""
-    positive = {"batch_size": cfg.batch_size, "max_length": cfg.max_length, "num_epochs": cfg.num_epochs,
-                "micro_batch_tokens": cfg.micro_batch_tokens}
-    for name, value in positive.items():
-        if value < 1:
-            raise PosttrainError(f"{name} must be at least 1, got {value}")
-    for name, value in {"eval_every": cfg.eval_every, "save_every": cfg.save_every, "lora_rank": cfg.lora_rank,
-                        "warmup_steps": cfg.warmup_steps, "test_size": cfg.test_size}.items():
-        if value < 0:
-            raise PosttrainError(f"{name} must be at least 0, got {value}")
-    if cfg.max_steps is not None and cfg.max_steps < 1:
-        raise PosttrainError(f"max_steps must be at least 1, got {cfg.max_steps}")
-    if cfg.learning_rate <= 0:
-        raise PosttrainError(f"learning_rate must be positive, got {cfg.learning_rate}")
-    if cfg.backend not in ("local", "tinker"):
-        raise PosttrainError(f"backend must be 'local' or 'tinker', got {cfg.backend!r}")
-    if cfg.backend == "tinker" and cfg.lora_rank == 0:
-        raise PosttrainError("the hosted tinker service trains LoRA only: --lora-rank must be at least 1")
+    return from_recipe(SFTConfig, RECIPES, name, **overrides)
 
 
 def dataset_builder(cfg: SFTConfig, chat: ChatDatasetConfig) -> Any:
@@ -142,28 +80,17 @@ def build_datasets(cfg: SFTConfig, chat: ChatDatasetConfig) -> tuple[SupervisedD
 
 
 def run_sft(cfg: SFTConfig) -> SFTResult:
-    """Check everything, build the data, train. Under torchrun every rank calls this; rank 0 owns the
-    run folder and the others wait for it at a barrier."""
-    from posttrain.training.launch import init_distributed
-
-    dist = init_distributed()
-    check_config(cfg)
-    backend: Backend = make_backend(cfg.backend, cfg.log_path, cfg.micro_batch_tokens)  # fails fast without a key
-    tok_name = model_tokenizer_name(cfg.model_name)
-    renderer_name = cfg.renderer_name or get_recommended_renderer_name(cfg.model_name)
-    renderer = check_renderer_fits(renderer_name, tok_name, cfg.model_name)
-    chat = ChatDatasetConfig(renderer_name=renderer_name, tokenizer=tok_name, max_length=cfg.max_length,
+    """Check everything, build the data, train. Under torchrun every rank calls this."""
+    s = setup(cfg)
+    chat = ChatDatasetConfig(renderer_name=s.renderer_name, tokenizer=s.tokenizer_name, max_length=cfg.max_length,
                              batch_size=cfg.batch_size, train_on_what=cfg.train_on_what)
     train_on = str(cfg.train_on_what or ("last_assistant_message" if cfg.dataset == "tulu3" else "all_assistant_messages"))
-    config = cfg.run_config(renderer_name, tok_name, renderer.tokenizer.bos_token_id, train_on)
-    if dist.is_main():
-        RunFolder.open(cfg.log_path, config, cfg.resume, write=False)  # checked before any long work
-    train, test = build_datasets(cfg, chat)
-    run = RunFolder.open(cfg.log_path, config, cfg.resume) if dist.is_main() else RunFolder(Path(cfg.log_path), config)
-    dist.barrier()
-    loop_cfg = SFTLoopConfig(**{f.name: getattr(cfg, f.name) for f in fields(SFTLoopConfig)})
+    config = cfg.run_config(s.renderer_name, s.tokenizer_name, s.renderer.tokenizer.bos_token_id,
+                            train_on_what=train_on, reduction="mean", loss_fn="cross_entropy")
+    run, (train, test) = open_run(cfg, config, s, lambda: build_datasets(cfg, chat))
 
     def first_batch(datums: list[Any]) -> None:
-        write_parity(run, config, train, renderer, train_on, datums)
+        write_parity(run, config, train, s.renderer, train_on, datums)
 
-    return SFTLoop(loop_cfg, backend, run, train, test, is_main=dist.is_main(), on_first_batch=first_batch).run()
+    return SFTLoop(cfg.loop_config(), s.backend, run, train, test, is_main=s.dist.is_main(),
+                   on_first_batch=first_batch).run()
