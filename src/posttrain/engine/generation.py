@@ -34,7 +34,7 @@ class StopCondition:
             return cls(frozenset(), (stop,))
         items = list(stop)
         if all(isinstance(s, int) and not isinstance(s, bool) for s in items):
-            return cls(frozenset(int(s) for s in items), ())
+            return cls(frozenset(s for s in items if isinstance(s, int)), ())
         if all(isinstance(s, str) and s for s in items):
             return cls(frozenset(), tuple(str(s) for s in items))
         raise PosttrainError(f"SamplingParams.stop must be a string, a list of strings or a list of token ids, got {stop!r}")

@@ -29,8 +29,9 @@ from posttrain.tokenizer import OFFLINE_PREFIX, Tokenizer, cache_dir, get_tokeni
 
 SMOLLM2 = "posttrain:smollm2-135m-instruct"
 TINY_SEED = 0
-TINY_CONFIG = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
-                   num_key_value_heads=2, max_position_embeddings=2048, tie_word_embeddings=True)
+TINY_CONFIG: dict[str, Any] = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                                   num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=2048,
+                                   tie_word_embeddings=True)
 
 
 class ModelLoadError(PosttrainError):
@@ -147,5 +148,5 @@ def load_base_model(name: str, device: torch.device | None = None, dtype: torch.
             f"could not load model {name!r}: {err}. Pass a local folder with config.json and weights, a hub id "
             f"that is in the HF cache (or reachable), or an offline model: {', '.join(sorted(OFFLINE_MODELS))}"
         ) from err
-    model.to(device)
+    model = model.to(device)  # type: ignore[arg-type]  # transformers' stub types .to oddly
     return BaseModel(name=name, folder=folder, model=model, tokenizer=get_tokenizer(tok_name))

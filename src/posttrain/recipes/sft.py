@@ -55,9 +55,9 @@ def recipe_config(name: str, **overrides: Any) -> SFTConfig:
 
 def dataset_builder(cfg: SFTConfig, chat: ChatDatasetConfig) -> Any:
     if cfg.dataset == "no_robots":
-        return NoRobotsBuilder(chat, **({"path": cfg.dataset_path} if cfg.dataset_path else {}))
+        return NoRobotsBuilder(chat, path=cfg.dataset_path or NoRobotsBuilder.path)
     if cfg.dataset == "tulu3":
-        return Tulu3Builder(chat, **({"path": cfg.dataset_path} if cfg.dataset_path else {}))
+        return Tulu3Builder(chat, path=cfg.dataset_path or Tulu3Builder.path)
     path = cfg.dataset
     if path == "default":
         from posttrain.default_data import default_dataset_path

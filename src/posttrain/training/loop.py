@@ -153,7 +153,10 @@ class TrainingLoop(ABC):
         final = self._save_final(client)
         if log is not None:
             log.close()
-        return self._result(start, final)
+        result = self._result(start, final)
+        if hasattr(client, "busy_seconds"):  # local engine: time spent computing, for benchmarks
+            result.extra["engine_seconds"] = client.busy_seconds
+        return result
 
     def _submit(self, client: Any, step: int, epoch: int, batch: int) -> Submitted:
         started = time.perf_counter()
