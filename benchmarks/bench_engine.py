@@ -22,6 +22,7 @@ import sys
 import time
 
 import torch
+from _padded import padded_batch, padded_logprobs
 
 from posttrain import get_renderer
 from posttrain.data.sources import load_conversations
@@ -55,20 +56,10 @@ def padded_step_fn(model_name: str, datums, device):
     lora = LoraSettings(rank=32)
     model = get_peft_model(base.model, LoraConfig(r=32, lora_alpha=32, target_modules=lora.target_modules()))
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4, betas=(0.9, 0.95))
-    width = max(len(d) for d in datums)
-    ids = torch.zeros(len(datums), width, dtype=torch.long)
-    targets = torch.zeros_like(ids)
-    weights = torch.zeros(len(datums), width)
-    mask = torch.zeros_like(ids)
-    for i, d in enumerate(datums):
-        n = len(d)
-        ids[i, :n], targets[i, :n] = torch.from_numpy(d.input_tokens), torch.from_numpy(d.target_tokens)
-        weights[i, :n], mask[i, :n] = torch.from_numpy(d.weights), 1
-    ids, targets, weights, mask = (t.to(device) for t in (ids, targets, weights, mask))
+    ids, targets, weights, mask = padded_batch(datums, device)
 
     def step() -> None:
-        logits = model(input_ids=ids, attention_mask=mask).logits.float()
-        logp = torch.log_softmax(logits, -1).gather(-1, targets[..., None]).squeeze(-1)
+        logp = padded_logprobs(model, ids, targets, mask)
         (-(logp * weights).sum()).backward()
         opt.step()
         opt.zero_grad(set_to_none=True)

@@ -20,6 +20,7 @@ import tempfile
 import time
 
 import torch
+from _padded import padded_batch, padded_logprobs
 
 from posttrain.data.builders import ChatDatasetConfig, FromConversationFileBuilder
 from posttrain.default_data import default_dataset_path
@@ -63,19 +64,12 @@ def padded_run(args: argparse.Namespace) -> dict:
         data = train.get_batch(step)
         for group in opt.param_groups:
             group["lr"] = args.lr * (1 - step / args.steps)
-        width = max(len(d) for d in data)
-        ids = torch.zeros(len(data), width, dtype=torch.long)
-        tgt, w, mask = torch.zeros_like(ids), torch.zeros(len(data), width), torch.zeros_like(ids)
-        for i, d in enumerate(data):
-            n = len(d)
-            ids[i, :n], tgt[i, :n] = torch.from_numpy(d.input_tokens), torch.from_numpy(d.target_tokens)
-            w[i, :n], mask[i, :n] = torch.from_numpy(d.weights), 1
-        logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits.float()
-        logp = torch.log_softmax(logits, -1).gather(-1, tgt.to(device)[..., None]).squeeze(-1)
-        (-(logp * w.to(device)).sum()).backward()
+        ids, tgt, w, mask = padded_batch(data, device)
+        logp = padded_logprobs(model, ids, tgt, mask)
+        (-(logp * w).sum()).backward()
         opt.step()
         opt.zero_grad(set_to_none=True)
-        nll.append(mean_nll([lp.detach().cpu().numpy() for lp in logp], list(w.numpy())))
+        nll.append(mean_nll([lp.detach().cpu().numpy() for lp in logp], list(w.cpu().numpy())))
         tokens += sum(len(d) for d in data)
     return {"wall_s": time.perf_counter() - start, "tokens": tokens, "nll": [nll[0], nll[-1]]}
 

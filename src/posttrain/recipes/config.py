@@ -13,32 +13,18 @@ C = TypeVar("C", bound="RecipeConfig")
 
 
 @dataclass
-class RecipeConfig:
+class RecipeConfig(LoopConfig):
+    """The loop's settings plus where the data comes from, the backend and the run folder."""
+
     log_path: str = "runs/train"
-    model_name: str = "posttrain:smollm2-135m-instruct"
     renderer_name: str | None = None  # default: recommended for the model
     dataset: str = "default"
     dataset_path: str | None = None  # a local copy for a named hub dataset
     max_length: int = 2048
     batch_size: int = 8
     test_size: int = 32  # held out from a local file
-    learning_rate: float = 2e-4
-    lr_schedule: str = "linear"
-    warmup_steps: int = 0
-    num_epochs: int = 1
-    max_steps: int | None = None
-    lora_rank: int = 32
-    eval_every: int = 8
-    save_every: int = 20
-    seed: int = 0
-    adam_beta1: float = 0.9
-    adam_beta2: float = 0.95
-    adam_eps: float = 1e-8
-    weight_decay: float = 0.0
-    grad_clip_norm: float = 0.0
     backend: str = "local"
     resume: bool = False
-    show_progress: bool = False
     micro_batch_tokens: int = 8192
     recipe: str = "train"
 

@@ -32,7 +32,7 @@ from posttrain.training.schedule import lr_multiplier
 
 @dataclass
 class LoopConfig:
-    model_name: str
+    model_name: str = "posttrain:smollm2-135m-instruct"
     lora_rank: int = 32  # 0: full fine-tune (local engine only)
     learning_rate: float = 2e-4
     lr_schedule: str = "linear"
