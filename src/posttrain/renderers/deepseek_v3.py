@@ -48,6 +48,7 @@ THINK, END_THINK = "<think>", "</think>"
 
 class DeepSeekV3Renderer(Renderer):
     name = "deepseekv3"
+    control_tokens: ClassVar[tuple[str, ...]] = (BOS, EOS, USER, ASSISTANT)
     merge_text_runs = True
     has_extension_property = True
     thinking: ClassVar[bool] = False
@@ -95,6 +96,7 @@ class DeepSeekV3ThinkingRenderer(DeepSeekV3Renderer):
     name = "deepseekv3_thinking"
     has_extension_property = False
     thinking = True
+    control_tokens = (BOS, EOS, USER, ASSISTANT, THINK, END_THINK)
 
     def _assistant(self, ctx: RenderContext) -> RenderedMessage:
         m = ctx.message
@@ -126,6 +128,7 @@ class DeepSeekV3DisableThinkingRenderer(DeepSeekV3Renderer):
     ``<｜Assistant｜></think>``; prompt and history agree, so it has the extension property."""
 
     name = "deepseekv3_disable_thinking"
+    control_tokens = (BOS, EOS, USER, ASSISTANT, END_THINK)
 
     def _assistant(self, ctx: RenderContext) -> RenderedMessage:
         after_user = ctx.idx > 0 and ctx.messages[ctx.idx - 1].role == "user"

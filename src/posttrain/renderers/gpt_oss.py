@@ -56,6 +56,7 @@ def system_text(reasoning_effort: str, knowledge_cutoff: str, current_date: str 
 
 class GptOssRenderer(Renderer):
     name = "gpt_oss"
+    control_tokens = (START, END, MESSAGE, CHANNEL, CONSTRAIN, RETURN, CALL)
     merge_text_runs = True
     has_extension_property = False
 

@@ -62,6 +62,7 @@ def tool_call_pieces(calls: Sequence[ToolCall], after_content: bool) -> list[Pie
 
 class Qwen3Renderer(Renderer):
     name = "qwen3"
+    control_tokens = (IM_START, IM_END, THINK, END_THINK, TOOL_CALL, END_TOOL_CALL, TOOL_RESPONSE, END_TOOL_RESPONSE)
     merge_text_runs = True
     has_extension_property = False
     #: think block in assistant turns after the last user query
