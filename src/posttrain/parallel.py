@@ -1,0 +1,72 @@
+"""Ordered parallel map over row ranges, for CPU-bound per-row work (rendering).
+
+Workers are forked, so they inherit the job (a renderer, an Arrow dataset) instead of receiving it
+pickled; only ``(start, stop)`` bounds go out and each chunk's (small) result comes back, in order.
+Where ``fork`` is unavailable (Windows, or a platform that forbids it) the work runs in-process.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+ChunkFn = Callable[[int, int], Any]
+
+# The job of the pool being started; forked workers see the parent's value. One job at a time.
+_JOB: ChunkFn | None = None
+
+
+def available_cores() -> int:
+    """Cores this process may run on (the affinity mask, not the machine's count)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def _worker_init() -> None:
+    # Ctrl-C reaches the whole process group; the parent reports it once, workers stay quiet.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _run(bounds: tuple[int, int]) -> Any:
+    assert _JOB is not None
+    return _JOB(*bounds)
+
+
+def chunk_bounds(n: int, chunk_rows: int) -> list[tuple[int, int]]:
+    return [(start, min(start + chunk_rows, n)) for start in range(0, n, chunk_rows)]
+
+
+def ordered_map(fn: Callable[[int, int], T], n: int, *, workers: int, chunk_rows: int = 256) -> Iterator[T]:
+    """``fn(start, stop)`` for consecutive chunks of ``[0, n)``, results in chunk order.
+
+    ``workers == 1`` (or no ``fork``) runs in this process; otherwise a forked pool of ``workers``."""
+    bounds = chunk_bounds(n, chunk_rows)
+    workers = min(workers, len(bounds))
+    if workers <= 1 or "fork" not in multiprocessing.get_all_start_methods():
+        for start, stop in bounds:
+            yield fn(start, stop)
+        return
+    global _JOB
+    if _JOB is not None:
+        raise RuntimeError("ordered_map does not nest")
+    _JOB = fn
+    # Each worker is one core: the tokenizers library must not start its own thread pool in
+    # workers (set before forking; it also silences its "forked after parallelism" warning).
+    saved = os.environ.get("TOKENIZERS_PARALLELISM")
+    os.environ["TOKENIZERS_PARALLELISM"] = "false"
+    try:
+        pool = multiprocessing.get_context("fork").Pool(workers, initializer=_worker_init)
+    finally:
+        _JOB = None
+        if saved is None:
+            os.environ.pop("TOKENIZERS_PARALLELISM", None)
+        else:
+            os.environ["TOKENIZERS_PARALLELISM"] = saved
+    with pool:  # leaving early (an error, Ctrl-C) terminates the workers
+        yield from pool.imap(_run, bounds)
