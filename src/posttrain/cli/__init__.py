@@ -38,6 +38,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     # posttrain never needs torch; silence transformers' "PyTorch was not found" advice on every command.
     os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
+    # datasets logs a read failure before raising it; the CLI reports it once, in its own line.
+    os.environ.setdefault("DATASETS_VERBOSITY", "critical")
     command = "posttrain"
     try:
         args = build_parser().parse_args(argv)
