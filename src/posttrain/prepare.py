@@ -16,7 +16,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import datasets
 
@@ -35,7 +35,7 @@ from posttrain.train_on_what import TrainOnWhat
 
 SOURCE_INDEX = "__source_index__"  # the row's position in the loaded input (the snapshot's "index")
 LINE = "__line__"  # the row's file line (or 1-based row), for errors
-REDUCTION = "none"  # 0/1 weights: the parity payload records what the renderer trains
+REDUCTION: Literal["none"] = "none"  # 0/1 weights: the parity payload records what the renderer trains
 DEFAULT_INPUT = "posttrain:default_conversations"
 
 

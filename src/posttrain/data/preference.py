@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
@@ -42,7 +42,7 @@ class Comparison:
         return Comparison(self.prompt_conversation, self.completion_B, self.completion_A)
 
     @classmethod
-    def from_dicts(cls, prompt: list[MessageLike], a: list[MessageLike], b: list[MessageLike]) -> Comparison:
+    def from_dicts(cls, prompt: Sequence[MessageLike], a: Sequence[MessageLike], b: Sequence[MessageLike]) -> Comparison:
         return cls(to_messages(prompt), to_messages(a), to_messages(b))
 
 

@@ -125,7 +125,7 @@ class Renderer(ABC):
     """Base class for chat-format renderers. Subclasses implement :meth:`render_message`,
     :meth:`generation_header`, :meth:`parse_response` and :meth:`get_stop_sequences`."""
 
-    name: ClassVar[str]
+    name: str  # the registry name; a renderer configured per instance (gpt-oss effort) sets its own
     merge_text_runs: ClassVar[bool] = True
     #: True when rendering a conversation and then appending a turn only appends tokens, so one
     #: sequence can train every assistant turn with the context it was sampled in.

@@ -102,13 +102,14 @@ class DeepSeekV3ThinkingRenderer(DeepSeekV3Renderer):
         m = ctx.message
         after_user = ctx.idx > 0 and ctx.messages[ctx.idx - 1].role == "user"
         header: list[Piece] = [Special(ASSISTANT)] if after_user else []
-        reply = [Text(m.text, content=True), Special(EOS)]
+        reply: list[Piece] = [Text(m.text, content=True), Special(EOS)]
         if ctx.is_last and after_user:
             # The turn being produced: the prompt pre-fills <think>, the model writes the rest.
             reasoning = m.thinking or ""
             return RenderedMessage([*header, Special(THINK)],
                                    [Text(reasoning, content=True), Special(END_THINK), *reply])
-        return RenderedMessage(header, ([Special(END_THINK)] if after_user else []) + reply)
+        end_think: list[Piece] = [Special(END_THINK)] if after_user else []
+        return RenderedMessage(header, end_think + reply)
 
     def generation_header(self, role: str, ctx: RenderContext) -> list[Piece]:
         return [*super().generation_header(role, ctx), Special(THINK)]

@@ -39,7 +39,7 @@ SYSTEM, END_SYSTEM = "[SYSTEM_PROMPT]", "[/SYSTEM_PROMPT]"
 
 class MistralRenderer(Renderer):
     name = "mistral"
-    control_tokens = (BOS, EOS, INST, END_INST, SYSTEM, END_SYSTEM)
+    control_tokens: ClassVar[tuple[str, ...]] = (BOS, EOS, INST, END_INST, SYSTEM, END_SYSTEM)
     merge_text_runs = False
     has_extension_property = True
     system_token: ClassVar[bool] = True
