@@ -68,7 +68,7 @@ def main() -> None:
     if args.json:
         print(json.dumps({"environment": environment(), "peak_rss_mib": peak_rss_mib(), "rows": rows}, indent=1))
         return
-    print(f"{environment()}; {args.n} conversations from shared/bench_corpus.py")
+    print(f"{environment()}; {args.n} conversations from benchmarks/corpus.py")
     print(f"{'renderer':<10} {'method':<15} {'conv/s':>10} {'tokens/s':>12} {'tokens':>11}")
     for r in rows:
         print(f"{r['renderer']:<10} {r['method']:<15} {r['conv_per_s']:>10,.0f} {r['tokens_per_s']:>12,.0f} {r['tokens']:>11,}")
