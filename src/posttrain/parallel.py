@@ -7,6 +7,7 @@ Where ``fork`` is unavailable (Windows, or a platform that forbids it) the work 
 
 from __future__ import annotations
 
+import gc
 import multiprocessing
 import os
 import signal
@@ -31,6 +32,9 @@ def available_cores() -> int:
 def _worker_init() -> None:
     # Ctrl-C reaches the whole process group; the parent reports it once, workers stay quiet.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # Objects inherited from the parent live as long as the worker: keep the cyclic collector from
+    # traversing them again and again (and from touching their pages, which copies them).
+    gc.freeze()
 
 
 def _run(bounds: tuple[int, int]) -> Any:
