@@ -200,7 +200,7 @@ class Renderer(ABC):
         self.check_messages(msgs)
         spans = self._conversation_spans(msgs, train_on_what)
         example = self._encode(spans)
-        if not any(w > 0 for w in example.weights[1:]):
+        if max(example.weights[1:], default=0.0) <= 0:  # max runs in C; weights are never negative
             roles = ", ".join(m.role for m in msgs)
             raise RendererError(
                 f"train_on_what={train_on_what.value} trains no token of this conversation "
