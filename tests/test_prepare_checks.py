@@ -12,6 +12,8 @@ import pytest
 from posttrain import NothingToTrainError, get_renderer
 from posttrain.cli import main
 from posttrain.data.builders import ChatDatasetConfig, FromConversationFileBuilder
+from posttrain.data.sources import stream_conversations
+from posttrain.data.streaming import StreamingSupervisedDataset
 from posttrain.data.supervised import conversation_to_datum
 from posttrain.errors import InputError
 from posttrain.prepare import PrepareConfig, run_prepare
@@ -89,6 +91,10 @@ def test_conversation_to_datum_and_builders_refuse_untrainable_datums(tmp_path, 
                                            shuffle_seed=None)()
     with pytest.raises(InputError, match=rf"^{src}:2: max_length 20 cuts"):
         train.get_batch(0)
+    stream = StreamingSupervisedDataset(stream_conversations(str(src)), batch_size=2, length=2, buffer_size=1,
+                                        map_fn=lambda row: conversation_to_datum(row["messages"], renderer, 20))
+    with pytest.raises(NothingToTrainError, match=r"max_length 20 cuts this conversation"):
+        stream.get_batch(0)
 
 
 @pytest.mark.parametrize(
@@ -131,11 +137,18 @@ def test_out_in_a_read_only_folder_fails_before_loading(tmp_path, capsys):
     ro.chmod(0o500)
     try:
         if os.access(ro, os.W_OK):
-            pytest.skip("running as a user who can write anywhere (root)")
+            pytest.skip("running as a user who can write anywhere (root); see the /proc case below")
         assert main(["prepare", "--input", "/nonexistent/in.jsonl", "--out", str(ro / "run")]) == 2
         assert capsys.readouterr().err == f"posttrain prepare: error: {ro / 'run'}: {ro} is not writable\n"
     finally:
         ro.chmod(0o700)
+
+
+def test_out_where_no_folder_can_be_created_fails_before_loading(capsys):
+    # /proc refuses new entries even to root: the run folder is created before any loading.
+    assert main(["prepare", "--input", "/nonexistent/in.jsonl", "--out", "/proc/posttrain-run"]) == 2
+    assert capsys.readouterr().err.startswith(
+        "posttrain prepare: error: /proc/posttrain-run: cannot create the run folder: ")
 
 
 def test_config_records_reduction_and_train_on_what(tmp_path):
