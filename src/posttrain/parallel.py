@@ -11,7 +11,7 @@ import gc
 import multiprocessing
 import os
 import signal
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -46,16 +46,21 @@ def chunk_bounds(n: int, chunk_rows: int) -> list[tuple[int, int]]:
     return [(start, min(start + chunk_rows, n)) for start in range(0, n, chunk_rows)]
 
 
-def ordered_map(fn: Callable[[int, int], T], n: int, *, workers: int, chunk_rows: int = 256) -> Iterator[T]:
+def ordered_map(fn: Callable[[int, int], T], n: int, *, workers: int,
+                chunk_rows: int = 256) -> Generator[T, None, None]:
     """``fn(start, stop)`` for consecutive chunks of ``[0, n)``, results in chunk order.
 
-    ``workers == 1`` (or no ``fork``) runs in this process; otherwise a forked pool of ``workers``."""
+    ``workers == 1`` (or no ``fork``) runs in this process; otherwise a forked pool of ``workers``,
+    started now, before the caller starts any thread of its own (a progress bar) that a fork would
+    copy mid-operation. Closing or dropping the iterator early terminates the workers."""
     bounds = chunk_bounds(n, chunk_rows)
     workers = min(workers, len(bounds))
     if workers <= 1 or "fork" not in multiprocessing.get_all_start_methods():
-        for start, stop in bounds:
-            yield fn(start, stop)
-        return
+        return (fn(start, stop) for start, stop in bounds)
+    return _pool_results(_start_pool(fn, workers), bounds)
+
+
+def _start_pool(fn: ChunkFn, workers: int) -> Any:
     global _JOB
     if _JOB is not None:
         raise RuntimeError("ordered_map does not nest")
@@ -65,12 +70,15 @@ def ordered_map(fn: Callable[[int, int], T], n: int, *, workers: int, chunk_rows
     saved = os.environ.get("TOKENIZERS_PARALLELISM")
     os.environ["TOKENIZERS_PARALLELISM"] = "false"
     try:
-        pool = multiprocessing.get_context("fork").Pool(workers, initializer=_worker_init)
+        return multiprocessing.get_context("fork").Pool(workers, initializer=_worker_init)
     finally:
         _JOB = None
         if saved is None:
             os.environ.pop("TOKENIZERS_PARALLELISM", None)
         else:
             os.environ["TOKENIZERS_PARALLELISM"] = saved
-    with pool:  # leaving early (an error, Ctrl-C) terminates the workers
+
+
+def _pool_results(pool: Any, bounds: list[tuple[int, int]]) -> Generator[Any, None, None]:
+    with pool:  # leaving early (an error, Ctrl-C, the iterator dropped) terminates the workers
         yield from pool.imap(_run, bounds)

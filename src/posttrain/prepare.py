@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from contextlib import closing
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -134,8 +135,9 @@ def _check_rows(ds: datasets.Dataset, renderer: Renderer, cfg: PrepareConfig, so
     workers = cfg.workers or available_cores()
     total = _Counts()
     bad: list[int] = []
-    with progress_bar(len(ds), show_progress) as advance:
-        for counts in ordered_map(_count_rows(ds, renderer, cfg, source), len(ds), workers=workers):
+    results = ordered_map(_count_rows(ds, renderer, cfg, source), len(ds), workers=workers)  # forks now
+    with closing(results), progress_bar(len(ds), show_progress) as advance:  # closing: stop workers on error
+        for counts in results:
             for position, line, reason in counts.failed:
                 err = InputError(reason, source=source, line=line)
                 if not cfg.skip_invalid:
