@@ -192,3 +192,14 @@ def test_viz_escapes_terminal_control_sequences(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "\x1b" not in out and "\x07" not in out and "\x9b" not in out
     assert "\\x1b" in out and "\\x07" in out and "\\x9b" in out
+
+
+def test_rendering_errors_in_a_dataset_folder_name_split_and_row(tmp_path):
+    import datasets
+
+    repo = tmp_path / "org" / "data"
+    (repo / "data").mkdir(parents=True)
+    rows = [_row("a"), _row("question only", None), _row("b")]
+    datasets.Dataset.from_list(rows).to_parquet(str(repo / "data" / "train-00000-of-00001.parquet"))
+    with pytest.raises(InputError, match=rf"^{repo}\[train\]:2: train_on_what=last_assistant_message trains no"):
+        run_prepare(PrepareConfig(input=str(repo), out=str(tmp_path / "r"), batch_size=1), show_progress=False)

@@ -21,7 +21,7 @@ from typing import Any, Literal
 
 import datasets
 
-from posttrain.data.sources import SkipReport, load_conversations_with_report
+from posttrain.data.sources import SkipReport, load_conversations_with_report, source_label
 from posttrain.data.supervised import SupervisedDatasetFromHFDataset, conversation_to_datum, example_to_datum
 from posttrain.datum import Datum
 from posttrain.errors import InputError, PosttrainError
@@ -106,7 +106,7 @@ def check_config(cfg: PrepareConfig) -> None:
     TrainOnWhat.parse(cfg.train_on)
 
 
-def _count_rows(ds: datasets.Dataset, renderer: Renderer, cfg: PrepareConfig, source: str) -> Callable[[int, int], _Counts]:
+def _count_rows(ds: datasets.Dataset, renderer: Renderer, cfg: PrepareConfig) -> Callable[[int, int], _Counts]:
     """Render rows ``[start, stop)`` as the datums will be built, keeping only counts and failures."""
     train_on = TrainOnWhat.parse(cfg.train_on)
 
@@ -135,7 +135,7 @@ def _check_rows(ds: datasets.Dataset, renderer: Renderer, cfg: PrepareConfig, so
     workers = cfg.workers or available_cores()
     total = _Counts()
     bad: list[int] = []
-    results = ordered_map(_count_rows(ds, renderer, cfg, source), len(ds), workers=workers)  # forks now
+    results = ordered_map(_count_rows(ds, renderer, cfg), len(ds), workers=workers)  # forks now
     with closing(results), progress_bar(len(ds), show_progress) as advance:  # closing: stop workers on error
         for counts in results:
             for position, line, reason in counts.failed:
@@ -161,7 +161,7 @@ def _load(cfg: PrepareConfig) -> tuple[datasets.Dataset, str, SkipReport]:
         spec = cfg.input
     ds, report = load_conversations_with_report(spec, split=cfg.split, subset=cfg.subset, revision=cfg.revision,
                                                 skip_invalid=cfg.skip_invalid, line_column=LINE)
-    source = "<stdin>" if spec == "-" else spec
+    source = source_label(spec, cfg.split)  # as load errors name it, so all errors agree
     # Remember each row's position in the input: the snapshot names rows by it, whatever the shuffle.
     return ds.add_column(SOURCE_INDEX, list(range(len(ds)))), source, report
 

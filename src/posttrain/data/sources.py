@@ -194,6 +194,13 @@ def _dataset_path(spec: str) -> str | None:
     return spec if "://" not in spec and os.path.isdir(spec) else None
 
 
+def source_label(spec: str, split: str = "train") -> str:
+    """How errors name the source ``spec``: ``<stdin>``, ``ORG/NAME[split]`` (rows numbered within the
+    split), or the path itself."""
+    path = _dataset_path(spec)
+    return f"{path}[{split}]" if path is not None else source_name(spec)
+
+
 def _rows(spec: str, split: str, subset: str | None, revision: str | None,
           report: SkipReport | None) -> tuple[Iterator[tuple[int, Any]], str]:
     """Numbered raw rows of any source, and the name errors give it."""
