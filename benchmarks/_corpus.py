@@ -1,5 +1,5 @@
-"""Shared benchmark input: the deterministic corpus from ``../shared/bench_corpus.py`` (figures are
-comparable across changes; they depend on the Python version, which every benchmark prints)."""
+"""Shared benchmark input: the deterministic corpus of ``benchmarks/corpus.py`` (figures are comparable
+across changes; they depend on the Python version, which every benchmark prints)."""
 
 from __future__ import annotations
 
@@ -10,18 +10,16 @@ import subprocess
 import sys
 from pathlib import Path
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "bench_corpus.py"
+GENERATOR = Path(__file__).resolve().parent / "corpus.py"
 
 
 def corpus_file(n: int, out_dir: Path) -> Path:
-    """Write (once) ``n`` conversations from the shared generator; return the JSONL path."""
+    """Write (once) ``n`` conversations from the generator; return the JSONL path."""
     path = out_dir / f"bench_corpus_{n}.jsonl"
     if not path.exists():
-        if not SHARED.exists():
-            sys.exit(f"benchmark corpus generator not found at {SHARED}")
         tmp = path.with_suffix(".tmp")
         with tmp.open("w", encoding="utf-8") as f:
-            subprocess.run([sys.executable, str(SHARED), str(n)], stdout=f, check=True)
+            subprocess.run([sys.executable, str(GENERATOR), str(n)], stdout=f, check=True)
         tmp.rename(path)
     return path
 

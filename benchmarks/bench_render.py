@@ -3,7 +3,7 @@
     python benchmarks/bench_render.py --n 3000                                  # llama3
     python benchmarks/bench_render.py --n 3000 --renderer llama3 --renderer qwen3 --json
 
-Methods, per renderer, on the same conversations (from ../shared/bench_corpus.py):
+Methods, per renderer, on the same conversations (from benchmarks/corpus.py):
   posttrain        Renderer.build_supervised_example (tokens + weights + chunk map), one call per conversation
   apply_template   HF apply_chat_template(tokenize=True), only where the tokenizer carries a chat template
   encode_batch     tokenizers' encode_batch of the already-rendered text (decoded once, untimed): the upper
@@ -89,10 +89,10 @@ def main(argv: list[str] | None = None) -> None:
     convs = load_corpus(args.n, Path(args.cache))
     rows = [r for name in (args.renderer or ["llama3"]) for r in bench(name, convs)]
     if args.json:
-        print(json.dumps({"environment": environment(), "corpus": "shared/bench_corpus.py", "n": args.n,
+        print(json.dumps({"environment": environment(), "corpus": "benchmarks/corpus.py", "n": args.n,
                           "peak_rss_mib": peak_rss_mib(), "rows": rows}, indent=1))
         return
-    print(f"{environment()}; {args.n} conversations from shared/bench_corpus.py")
+    print(f"{environment()}; {args.n} conversations from benchmarks/corpus.py")
     print_table(rows)
     print(f"peak RSS {peak_rss_mib():.0f} MiB (whole process: corpus, tokenizers, results)")
 

@@ -2,7 +2,7 @@
 
     python benchmarks/bench_streaming.py --n 1000000
 
-Streams ``--n`` conversations from the shared deterministic corpus through the shuffle buffer,
+Streams ``--n`` conversations from the deterministic corpus (benchmarks/corpus.py) through the shuffle buffer,
 builds every datum (llama3 by default), and prints conversations/s and resident memory at
 checkpoints, so flat memory as data grows is visible (peak RSS includes the tokenizer, ~0.5 GB).
 ``--no-render`` replaces rendering with a constant datum, to time the stream itself (read, JSON

@@ -76,3 +76,46 @@ def test_train_on_what_values_match_tinker_cookbook():
 def test_message_objects_are_accepted_as_is():
     m = Message(role="user", content="hi")
     assert to_messages([m])[0] is m
+
+
+U = {"role": "user", "content": "q"}
+
+
+@pytest.mark.parametrize(
+    ("message", "pattern"),
+    [
+        # Tool-call arguments that are not JSON are rejected for every renderer at parsing.
+        ({"role": "assistant", "content": None,
+          "tool_calls": [{"type": "function", "function": {"name": "f", "arguments": "{'a': 1}"}}]},
+         r"^message 1, field 'tool_calls\[0\]\.function\.arguments': not valid JSON: Expecting property name"),
+        ({"role": "assistant", "content": None,
+          "tool_calls": [{"function": {"name": "f", "arguments": "{}"}}, {"function": {"name": "g", "arguments": "x"}}]},
+         r"^message 1, field 'tool_calls\[1\]\.function\.arguments': not valid JSON"),
+        # A lone surrogate (the JSON escape "\ud800") cannot be encoded as UTF-8.
+        ({"role": "assistant", "content": "ok \ud800"},
+         r"^message 1, field 'content': lone surrogate U\+D800 at character 3"),
+        ({"role": "assistant", "content": [{"type": "text", "text": "\udfff"}]},
+         r"^message 1, field 'content\[0\]\.text': lone surrogate U\+DFFF"),
+        ({"role": "assistant", "content": "a", "thinking": "x\ud83d"}, r"^message 1, field 'thinking': lone surrogate"),
+        # Conflicting reasoning is an error, not a silent merge or reorder.
+        ({"role": "assistant", "content": "a", "thinking": "t1", "reasoning_content": "t2"},
+         r"^message 1, field 'reasoning_content': both 'thinking' and 'reasoning_content' are set"),
+        ({"role": "assistant", "content": [{"type": "thinking", "thinking": "t"}, {"type": "text", "text": "a"}],
+          "reasoning_content": "r"},
+         r"^message 1, field 'reasoning_content': 'reasoning_content' is set and the content also has a thinking"),
+        ({"role": "assistant", "content": [{"type": "text", "text": "a"}, {"type": "thinking", "thinking": "t"},
+                                           {"type": "text", "text": "b"}]},
+         r"^message 1, field 'content\[1\]': a thinking part follows a text part"),
+    ],
+)
+def test_message_conflicts_and_bad_strings_name_index_and_field(message, pattern):
+    with pytest.raises(MessageError, match=pattern):
+        to_messages([U, message])
+
+
+def test_valid_tool_call_arguments_and_thinking_order_are_kept():
+    (_, m) = to_messages([U, {"role": "assistant", "content": [
+        {"type": "thinking", "thinking": "t1"}, {"type": "thinking", "thinking": "t2"}, {"type": "text", "text": "a"}],
+        "tool_calls": [{"function": {"name": "f", "arguments": '{"x": [1, 2]}'}}]}])
+    assert m.thinking == "t1t2" and m.text == "a"
+    assert m.tool_calls[0].arguments == '{"x": [1, 2]}'

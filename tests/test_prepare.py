@@ -68,7 +68,8 @@ def test_rerun_is_byte_identical(default_run, tmp_path):
 
 
 def test_truncation_is_counted(tmp_path):
-    rows = [{"messages": [{"role": "user", "content": "word " * n}, {"role": "assistant", "content": "ok"}]}
+    # Long replies: truncation cuts trained tokens but leaves some (a cut prompt is an error, tested below).
+    rows = [{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "word " * n}]}
             for n in (1, 50, 100, 200)]
     src = tmp_path / "in.jsonl"
     src.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
@@ -96,10 +97,27 @@ def test_untrainable_row_names_its_line(tmp_path):
 
 
 def test_cli_prepare_prints_summary(tmp_path, capsys):
-    assert main(["prepare", "--out", str(tmp_path / "cli"), "--batch-size", "16", "--max-length", "512"]) == 0
+    assert main(["prepare", "--out", str(tmp_path / "cli"), "--batch-size", "16", "--max-length", "1536"]) == 0
     out = capsys.readouterr().out
     assert "examples" in out and "trained tokens" in out and "truncated" in out
     assert (tmp_path / "cli" / "parity" / "first_batch_payload.json").is_file()
+
+
+def test_cli_prepare_skips_rows_truncation_leaves_untrained(tmp_path, capsys, llama3_tokenizer):
+    # Independently: the shipped rows whose first trained token lies beyond max_length 512.
+    renderer = get_renderer("llama3", llama3_tokenizer)
+    rows = load_default_conversations()
+    cut = [i + 1 for i, r in enumerate(rows)
+           if not any(renderer.build_supervised_example(r["messages"]).weights[1:512])]
+    assert cut  # the shipped data has such rows
+    assert main(["prepare", "--out", str(tmp_path / "x"), "--max-length", "512"]) == 2
+    assert f"default_conversations.jsonl:{cut[0]}: max_length 512 cuts" in capsys.readouterr().err
+    assert main(["prepare", "--out", str(tmp_path / "r"), "--max-length", "512", "--skip-invalid"]) == 0
+    out = capsys.readouterr().out
+    assert [int(x.split(".jsonl:")[1].split(":")[0]) for x in out.splitlines() if x.startswith("skipped:")] == cut
+    payload = json.loads((tmp_path / "r" / "parity" / "first_batch_payload.json").read_text(encoding="utf-8"))
+    assert all(any(d["loss_fn_inputs"]["weights"]["data"]) for d in payload["datums"])
+    assert not (tmp_path / "x").exists()  # the failed run wrote nothing
 
 
 def test_input_from_parquet_and_hub_style_folder(tmp_path):

@@ -4,6 +4,7 @@ from posttrain.datum import Datum, datum_from_tokens_weights
 from posttrain.errors import (
     InputError,
     MessageError,
+    NothingToTrainError,
     PosttrainError,
     RendererError,
     TokenizerNotAvailableError,
@@ -20,6 +21,7 @@ __all__ = [
     "InputError",
     "Message",
     "MessageError",
+    "NothingToTrainError",
     "PosttrainError",
     "Renderer",
     "RendererError",

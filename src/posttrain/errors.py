@@ -43,5 +43,11 @@ class RendererError(PosttrainError, ValueError):
     """A conversation cannot be rendered as asked (e.g. the chosen TrainOnWhat trains nothing)."""
 
 
+class NothingToTrainError(RendererError):
+    """Truncation at ``max_length`` leaves a datum with no trained token: it would train on nothing.
+
+    A per-row error like any other, so ``skip_invalid`` skips and counts such rows."""
+
+
 class TokenizerNotAvailableError(PosttrainError, OSError):
     """A tokenizer could not be loaded; the message says how to provide it."""

@@ -1,9 +1,10 @@
-"""Reading conversations from JSON lines, with errors that name the source and line."""
+"""Parsing one JSON line and one conversation row, with errors that name the source and line.
+
+Files and stdin are read by :mod:`posttrain.data.readers`."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator
 from typing import Any
 
 from posttrain.errors import InputError, MessageError
@@ -27,15 +28,3 @@ def parse_json_line(text: str, *, source: str, line: int) -> Any:
         return json.loads(text)
     except json.JSONDecodeError as err:
         raise InputError(f"invalid JSON: {err.msg} at column {err.colno}", source=source, line=line) from err
-
-
-def iter_jsonl(lines: Iterable[str], *, source: str) -> Iterator[tuple[int, Any]]:
-    """Yield ``(line_number, parsed_object)`` for each non-blank line; malformed JSON names the line."""
-    for number, text in enumerate(lines, start=1):
-        if text.strip():
-            yield number, parse_json_line(text, source=source, line=number)
-
-
-def iter_conversations(lines: Iterable[str], *, source: str) -> Iterator[tuple[int, list[Message]]]:
-    for number, row in iter_jsonl(lines, source=source):
-        yield number, parse_conversation_row(row, source=source, line=number)

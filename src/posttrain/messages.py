@@ -8,6 +8,7 @@ field of anything malformed.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -109,6 +110,22 @@ def _fail(index: int, fld: str | None, reason: str) -> MessageError:
     return MessageError(reason, message_index=index, field=fld)
 
 
+# A JSON escape such as "\ud800" decodes to a lone surrogate, which no tokenizer or Arrow column
+# can encode as UTF-8; caught here so the error names the message instead of a deep traceback.
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _check_string(value: Any, index: int, fld: str, what: str = "a string") -> str:
+    if not isinstance(value, str):
+        raise _fail(index, fld, f"expected {what}, got {_type_name(value)}")
+    if not value.isascii():  # isascii is O(1) in CPython: the common ASCII case costs nothing
+        bad = _SURROGATE.search(value)
+        if bad is not None:
+            raise _fail(index, fld, f"lone surrogate U+{ord(bad.group()):04X} at character {bad.start()} "
+                                    "(not encodable as UTF-8)")
+    return value
+
+
 def _type_name(v: object) -> str:
     return "null" if v is None else type(v).__name__
 
@@ -119,15 +136,9 @@ def _parse_part(part: Any, index: int, j: int) -> ContentPart:
         raise _fail(index, where, f"expected an object with 'type', got {_type_name(part)}")
     kind = part.get("type")
     if kind == "text":
-        text = part.get("text")
-        if not isinstance(text, str):
-            raise _fail(index, f"{where}.text", f"expected a string, got {_type_name(text)}")
-        return TextPart(text)
+        return TextPart(_check_string(part.get("text"), index, f"{where}.text"))
     if kind == "thinking":
-        thinking = part.get("thinking")
-        if not isinstance(thinking, str):
-            raise _fail(index, f"{where}.thinking", f"expected a string, got {_type_name(thinking)}")
-        return ThinkingPart(thinking)
+        return ThinkingPart(_check_string(part.get("thinking"), index, f"{where}.thinking"))
     raise _fail(index, f"{where}.type", f"unknown part type {kind!r} (expected 'text' or 'thinking')")
 
 
@@ -143,15 +154,39 @@ def _parse_tool_call(tc: Any, index: int, j: int) -> ToolCall:
     name = fn.get("name")
     if not isinstance(name, str) or not name:
         raise _fail(index, f"{where}.function.name", f"expected a non-empty string, got {name!r}")
+    _check_string(name, index, f"{where}.function.name")
     args = fn.get("arguments", "{}")
     if isinstance(args, Mapping):
         args = json.dumps(args, ensure_ascii=False)
     elif not isinstance(args, str):
         raise _fail(index, f"{where}.function.arguments", f"expected a JSON string or object, got {_type_name(args)}")
+    _check_arguments(args, index, f"{where}.function.arguments")
     call_id = tc.get("id")
-    if call_id is not None and not isinstance(call_id, str):
-        raise _fail(index, f"{where}.id", f"expected a string, got {_type_name(call_id)}")
+    if call_id is not None:
+        _check_string(call_id, index, f"{where}.id")
     return ToolCall(name=name, arguments=args, id=call_id)
+
+
+def _check_arguments(args: str, index: int, fld: str) -> None:
+    """Arguments are trained verbatim by some formats and re-serialised by others (llama3), so text
+    that is not JSON is an error here, for every renderer alike."""
+    _check_string(args, index, fld)
+    try:
+        json.loads(args)
+    except json.JSONDecodeError as err:
+        raise _fail(index, fld, f"not valid JSON: {err.msg} at character {err.pos}") from None
+
+
+def _check_part_order(content: tuple[ContentPart, ...], index: int) -> None:
+    """Reasoning precedes the answer in every format; text before a thinking part cannot be rendered
+    in its order, and merging would silently reorder it."""
+    seen_text = False
+    for j, part in enumerate(content):
+        if isinstance(part, TextPart):
+            seen_text = True
+        elif seen_text:
+            raise _fail(index, f"content[{j}]", "a thinking part follows a text part; reasoning must come "
+                                               "before the answer (merge or reorder the parts)")
 
 
 def _message_from_dict(d: Mapping[str, Any], index: int) -> Message:
@@ -172,20 +207,13 @@ def _message_from_dict(d: Mapping[str, Any], index: int) -> Message:
     if raw is None and tool_calls_raw:
         content = ""
     elif isinstance(raw, str):
-        content = raw
+        content = _check_string(raw, index, "content")
     elif isinstance(raw, list | tuple):
         content = tuple(p if isinstance(p, TextPart | ThinkingPart) else _parse_part(p, index, j) for j, p in enumerate(raw))
+        _check_part_order(content, index)
     else:
         raise _fail(index, "content", f"expected a string or a list of parts, got {_type_name(raw)}")
-    # HF-style reasoning field: fold into a leading thinking part so renderers see one shape.
-    for key in ("reasoning_content", "thinking"):
-        extra_thinking = d.get(key)
-        if extra_thinking is None:
-            continue
-        if not isinstance(extra_thinking, str):
-            raise _fail(index, key, f"expected a string, got {_type_name(extra_thinking)}")
-        text_parts: tuple[ContentPart, ...] = (TextPart(content),) if isinstance(content, str) else content
-        content = (ThinkingPart(extra_thinking), *text_parts)
+    content = _fold_reasoning_field(d, content, index)
     if not isinstance(tool_calls_raw, list | tuple):
         raise _fail(index, "tool_calls", f"expected a list, got {_type_name(tool_calls_raw)}")
     tool_calls = tuple(_parse_tool_call(tc, index, j) for j, tc in enumerate(tool_calls_raw))
@@ -196,8 +224,8 @@ def _message_from_dict(d: Mapping[str, Any], index: int) -> Message:
         raise _fail(index, "trainable", f"expected true or false, got {_type_name(trainable)}")
     for key in ("tool_call_id", "name"):
         v = d.get(key)
-        if v is not None and not isinstance(v, str):
-            raise _fail(index, key, f"expected a string, got {_type_name(v)}")
+        if v is not None:
+            _check_string(v, index, key)
     extra = {k: v for k, v in d.items() if k not in _KNOWN_KEYS}
     return Message(
         role=role,  # type: ignore[arg-type]
@@ -208,6 +236,24 @@ def _message_from_dict(d: Mapping[str, Any], index: int) -> Message:
         trainable=trainable,
         extra=extra,
     )
+
+
+def _fold_reasoning_field(d: Mapping[str, Any], content: str | tuple[ContentPart, ...],
+                          index: int) -> str | tuple[ContentPart, ...]:
+    """HF-style reasoning field: fold into a leading thinking part so renderers see one shape. Two
+    sources of reasoning for one message (both fields, or a field and a thinking part) conflict."""
+    present = [key for key in ("thinking", "reasoning_content") if d.get(key) is not None]
+    if not present:
+        return content
+    if len(present) == 2:
+        raise _fail(index, "reasoning_content", "both 'thinking' and 'reasoning_content' are set; keep one")
+    key = present[0]
+    extra_thinking = _check_string(d[key], index, key)
+    if isinstance(content, str):
+        return (ThinkingPart(extra_thinking), TextPart(content))
+    if any(isinstance(p, ThinkingPart) for p in content):
+        raise _fail(index, key, f"'{key}' is set and the content also has a thinking part; keep one")
+    return (ThinkingPart(extra_thinking), *content)
 
 
 MessageLike = Message | Mapping[str, Any]

@@ -1,34 +1,48 @@
-"""``posttrain prepare``: the main job. Load → shuffle → render → datums → batch → run folder.
+"""The main job: load → render and check every row → shuffle → batch → run folder.
 
-The run folder holds ``config.json`` and the parity artifacts (``parity/dataset_snapshot.json``,
-``parity/rendered_samples.json``, ``parity/first_batch_payload.json``) that ``posttrain parity diff``
-compares against another implementation's run.
+A composition of the library's pieces: :func:`~posttrain.data.sources.load_conversations_with_report`
+loads, :func:`~posttrain.data.supervised.conversation_to_datum` (``reduction="none"``) builds each
+datum, and :class:`~posttrain.data.supervised.SupervisedDatasetFromHFDataset` orders and batches.
+
+Every row is rendered once (in parallel over ``workers`` processes) to count tokens and to find bad
+rows before anything is written: a row that cannot be rendered, or that ``max_length`` leaves with
+nothing to train, stops the run with its file and line, or with ``skip_invalid`` is dropped (as if
+absent from the input) and counted. The run folder — ``config.json`` and the parity artifacts
+``posttrain parity diff`` compares — is then written atomically (:mod:`posttrain.runfolder`).
 """
 
 from __future__ import annotations
 
-import argparse
-import sys
 import time
-from dataclasses import dataclass, field, fields
-from typing import Any
+from collections.abc import Callable
+from contextlib import closing
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+import datasets
 
-from posttrain.data.sources import SkipReport, load_conversations_with_report
-from posttrain.datum import Datum, datum_from_tokens_weights
+from posttrain.data.sources import SkipReport, load_conversations_with_report, source_label
+from posttrain.data.supervised import SupervisedDatasetFromHFDataset, conversation_to_datum, example_to_datum
+from posttrain.datum import Datum
 from posttrain.errors import InputError, PosttrainError
 from posttrain.messages import to_messages
-from posttrain.renderers import default_tokenizer_for, get_renderer
+from posttrain.parallel import available_cores, ordered_map
+from posttrain.parity.artifacts import write_run
+from posttrain.progress import progress_bar
+from posttrain.renderers import Renderer, default_tokenizer_for, get_renderer
+from posttrain.runfolder import atomic_run_folder, check_destination
 from posttrain.tokenizer import get_tokenizer
 from posttrain.train_on_what import TrainOnWhat
 
-SOURCE_INDEX = "__source_index__"
+SOURCE_INDEX = "__source_index__"  # the row's position in the loaded input (the snapshot's "index")
+LINE = "__line__"  # the row's file line (or 1-based row), for errors
+REDUCTION: Literal["none"] = "none"  # 0/1 weights: the parity payload records what the renderer trains
+DEFAULT_INPUT = "posttrain:default_conversations"
 
 
 @dataclass
 class PrepareConfig:
-    input: str | None = None  # None: the dataset shipped with posttrain
+    input: str | None = None  # None: the dataset shipped with posttrain; "-": stdin
     out: str = "runs/default"
     renderer: str = "llama3"
     tokenizer: str | None = None
@@ -41,6 +55,7 @@ class PrepareConfig:
     subset: str | None = None
     revision: str | None = None
     skip_invalid: bool = False
+    workers: int | None = None  # None: every available core; 1: in this process
 
 
 @dataclass
@@ -61,7 +76,83 @@ class PrepareSummary:
         return self.trained_tokens / self.target_tokens if self.target_tokens else 0.0
 
 
-def _load(cfg: PrepareConfig) -> tuple[Any, str, SkipReport]:
+@dataclass
+class _Counts:
+    """Token counts of a range of rows, and the rows that failed: ``(position, line, reason)``."""
+
+    rows: int = 0
+    tokens: int = 0
+    trained: int = 0
+    targets: int = 0
+    truncated: int = 0
+    failed: list[tuple[int, int | None, str]] = field(default_factory=list)
+
+    def add(self, other: _Counts) -> None:
+        self.rows += other.rows
+        self.tokens += other.tokens
+        self.trained += other.trained
+        self.targets += other.targets
+        self.truncated += other.truncated
+
+
+def check_config(cfg: PrepareConfig) -> None:
+    """Reject impossible settings before anything is loaded (the CLI's argument types say the same)."""
+    for name, low in (("max_length", 2), ("batch_size", 1), ("n_snapshot", 0), ("seed", 0), ("workers", 1)):
+        value = getattr(cfg, name)
+        if value is not None and (not isinstance(value, int) or value < low):
+            raise PosttrainError(f"{name} must be an integer >= {low}, got {value!r}")
+    if not cfg.out:
+        raise PosttrainError("out must name a folder")
+    TrainOnWhat.parse(cfg.train_on)
+
+
+def _count_rows(ds: datasets.Dataset, renderer: Renderer, cfg: PrepareConfig) -> Callable[[int, int], _Counts]:
+    """Render rows ``[start, stop)`` as the datums will be built, keeping only counts and failures."""
+    train_on = TrainOnWhat.parse(cfg.train_on)
+
+    def count(start: int, stop: int) -> _Counts:
+        counts = _Counts(rows=stop - start)
+        chunk = ds[start:stop]
+        for offset, (messages, line) in enumerate(zip(chunk["messages"], chunk[LINE], strict=True)):
+            try:
+                example = renderer.build_supervised_example(messages, train_on)
+                datum = example_to_datum(example, cfg.max_length, REDUCTION)
+            except PosttrainError as err:
+                counts.failed.append((start + offset, line, str(err)))
+                continue
+            counts.tokens += len(example.tokens)
+            counts.truncated += len(example.tokens) > cfg.max_length
+            counts.targets += len(datum)
+            counts.trained += int(datum.weights.astype(bool).sum())
+        return counts
+
+    return count
+
+
+def _check_rows(ds: datasets.Dataset, renderer: Renderer, cfg: PrepareConfig, source: str, report: SkipReport,
+                show_progress: bool | None) -> tuple[datasets.Dataset, _Counts]:
+    """Render every row once (in parallel); drop (skip_invalid) or report the first failing row."""
+    workers = cfg.workers or available_cores()
+    total = _Counts()
+    bad: list[int] = []
+    results = ordered_map(_count_rows(ds, renderer, cfg), len(ds), workers=workers)  # forks now
+    with closing(results), progress_bar(len(ds), show_progress) as advance:  # closing: stop workers on error
+        for counts in results:
+            for position, line, reason in counts.failed:
+                err = InputError(reason, source=source, line=line)
+                if not cfg.skip_invalid:
+                    raise err
+                report.add(err)
+                bad.append(position)
+            total.add(counts)
+            advance(counts.rows)
+    if bad:
+        bad_set = set(bad)
+        ds = ds.select([i for i in range(len(ds)) if i not in bad_set])
+    return ds, total
+
+
+def _load(cfg: PrepareConfig) -> tuple[datasets.Dataset, str, SkipReport]:
     if cfg.input is None:
         from posttrain.default_data import default_dataset_path
 
@@ -69,60 +160,20 @@ def _load(cfg: PrepareConfig) -> tuple[Any, str, SkipReport]:
     else:
         spec = cfg.input
     ds, report = load_conversations_with_report(spec, split=cfg.split, subset=cfg.subset, revision=cfg.revision,
-                                                skip_invalid=cfg.skip_invalid)
-    return ds, spec, report
+                                                skip_invalid=cfg.skip_invalid, line_column=LINE)
+    source = source_label(spec, cfg.split)  # as load errors name it, so all errors agree
+    # Remember each row's position in the input: the snapshot names rows by it, whatever the shuffle.
+    return ds.add_column(SOURCE_INDEX, list(range(len(ds)))), source, report
 
 
-def run_prepare(cfg: PrepareConfig, *, show_progress: bool | None = None) -> PrepareSummary:
-    start = time.perf_counter()
-    tok_name = cfg.tokenizer or default_tokenizer_for(cfg.renderer)
-    renderer = get_renderer(cfg.renderer, get_tokenizer(tok_name))
-    train_on = TrainOnWhat.parse(cfg.train_on)
-    ds, spec, report = _load(cfg)
-    n = len(ds)
-    if n < cfg.batch_size:
-        raise PosttrainError(f"{spec}: {n} conversations, fewer than one batch of {cfg.batch_size}")
-    # Remember each row's position in the input, then shuffle rows exactly as datasets does.
-    ds = ds.add_column(SOURCE_INDEX, list(range(n))).shuffle(seed=cfg.seed)
-
-    snapshot: list[tuple[int, list[dict[str, Any]]]] = []
-    rendered: list[tuple[list[int], list[float], str]] = []
-    first_batch: list[Datum] = []
-    tokens = trained = targets = truncated = 0
-    progress = Progress(TextColumn("rendering"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                        disable=not (sys.stderr.isatty() if show_progress is None else show_progress),
-                        transient=True)
-    with progress:
-        task = progress.add_task("render", total=n)
-        for position, row in enumerate(ds):
-            source_index = row[SOURCE_INDEX]
-            where = f"{spec}: row {source_index}"
-            try:
-                msgs = to_messages(row["messages"])
-                ex = renderer.build_supervised_example(msgs, train_on)
-            except PosttrainError as err:
-                raise InputError(str(err), source=spec, line=source_index + 1) from err
-            try:
-                datum = datum_from_tokens_weights(ex.tokens, ex.weights, cfg.max_length)
-            except PosttrainError as err:
-                raise PosttrainError(f"{where}: {err}") from err
-            tokens += len(ex.tokens)
-            truncated += len(ex.tokens) > cfg.max_length
-            targets += len(datum)
-            trained += int((datum.weights > 0).sum())
-            if position < cfg.n_snapshot:
-                snapshot.append((source_index, [m.to_dict() for m in msgs]))
-                rendered.append((ex.tokens, ex.weights, renderer.tokenizer.decode(ex.tokens)))
-            if position < cfg.batch_size:
-                first_batch.append(datum)
-            progress.advance(task)
-
-    config = {
-        "input": cfg.input or "posttrain:default_conversations",
+def _config_json(cfg: PrepareConfig, tok_name: str, renderer: Renderer, n: int) -> dict[str, Any]:
+    return {
+        "input": cfg.input or DEFAULT_INPUT,
         "renderer": cfg.renderer,
         "tokenizer": tok_name,
         "model_name": tok_name,
-        "train_on_what": train_on.value,
+        "train_on_what": TrainOnWhat.parse(cfg.train_on).value,
+        "reduction": REDUCTION,
         "max_length": cfg.max_length,
         "batch_size": cfg.batch_size,
         "seed": cfg.seed,
@@ -133,65 +184,45 @@ def run_prepare(cfg: PrepareConfig, *, show_progress: bool | None = None) -> Pre
         "total_count": n,
         "n_batches": n // cfg.batch_size,
     }
-    from posttrain.parity.artifacts import write_run
-
-    run_dir = write_run(cfg.out, config=config, total_count=n, snapshot=snapshot, rendered=rendered,
-                        batch_size=cfg.batch_size, datums=first_batch)
-    return PrepareSummary(str(run_dir), n, n // cfg.batch_size, tokens, trained, targets, truncated, report.skipped,
-                          time.perf_counter() - start, {"skip_reasons": report.reasons})
 
 
-def print_summary(s: PrepareSummary) -> None:
-    from rich.console import Console
-    from rich.table import Table
+def _write(run_dir: Any, cfg: PrepareConfig, tok_name: str, renderer: Renderer, ds: datasets.Dataset,
+           source: str) -> None:
+    """The run folder: the first batch and the first ``n_snapshot`` rows of epoch ``seed``."""
+    train_on = TrainOnWhat.parse(cfg.train_on)
 
-    table = Table(title=f"posttrain prepare → {s.run_dir}", show_header=False)
-    rows = [
-        ("examples", f"{s.examples:,}"),
-        ("batches", f"{s.batches:,} (last partial batch dropped)"),
-        ("tokens", f"{s.tokens:,}"),
-        ("trained tokens", f"{s.trained_tokens:,} of {s.target_tokens:,} targets ({s.trained_fraction:.1%})"),
-        ("truncated", f"{s.truncated:,}"),
-        ("skipped rows", f"{s.skipped:,}"),
-        ("time", f"{s.seconds:.2f} s"),
-    ]
-    for k, v in rows:
-        table.add_row(k, v)
-    console = Console()
-    console.print(table)
-    for reason in s.extra.get("skip_reasons", []):
-        print(f"skipped: {reason}")  # plain lines: one per row, greppable
+    def to_datum(row: dict[str, Any]) -> Datum:
+        try:
+            return conversation_to_datum(row["messages"], renderer, cfg.max_length, train_on, REDUCTION)
+        except PosttrainError as err:
+            raise InputError(str(err), source=source, line=row.get(LINE)) from err
 
-
-def cmd_prepare(args: argparse.Namespace) -> int:
-    names = {f.name for f in fields(PrepareConfig)}
-    cfg = PrepareConfig(**{k: v for k, v in vars(args).items() if k in names})
-    print_summary(run_prepare(cfg))
-    return 0
+    batches = SupervisedDatasetFromHFDataset(ds, cfg.batch_size, map_fn=to_datum)
+    batches.set_epoch(cfg.seed)
+    head = batches.shuffle_dataset.select(range(min(cfg.n_snapshot, len(ds)))).to_list()
+    snapshot, rendered = [], []
+    for row in head:
+        msgs = to_messages(row["messages"])
+        ex = renderer.build_supervised_example(msgs, train_on)
+        snapshot.append((row[SOURCE_INDEX], [m.to_dict() for m in msgs]))
+        rendered.append((ex.tokens, ex.weights, renderer.tokenizer.decode(ex.tokens)))
+    write_run(run_dir, config=_config_json(cfg, tok_name, renderer, len(ds)), total_count=len(ds),
+              snapshot=snapshot, rendered=rendered, batch_size=cfg.batch_size, datums=batches.get_batch(0))
 
 
-def add_prepare_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    from posttrain.cli import add_renderer_args
-
-    d = PrepareConfig()
-    p = sub.add_parser(
-        "prepare", help="the main job: load, shuffle, render, build datums and batches, write a run folder",
-        description="Load conversations (default: the dataset shipped with posttrain), shuffle with --seed, render "
-                    "with --renderer, build datums cut at --max-length, batch, and write a run folder with "
-                    "config.json and parity/ artifacts.",
-    )
-    p.add_argument("--input", help="JSONL/Parquet/CSV path, fsspec URL, or hub dataset (see README); "
-                                   "default: the shipped dataset")
-    p.add_argument("--out", default=d.out, help="run folder to write (default: %(default)s)")
-    add_renderer_args(p)
-    p.add_argument("--max-length", type=int, default=d.max_length, help="tokens per datum (default: %(default)s)")
-    p.add_argument("--batch-size", type=int, default=d.batch_size, help="datums per batch (default: %(default)s)")
-    p.add_argument("--seed", type=int, default=d.seed, help="shuffle seed (default: %(default)s)")
-    p.add_argument("--n-snapshot", type=int, default=d.n_snapshot,
-                   help="samples recorded in the parity snapshot (default: %(default)s)")
-    p.add_argument("--split", default=d.split, help="dataset split for hub/Parquet sources (default: %(default)s)")
-    p.add_argument("--subset", default=None, help="hub dataset subset (config name)")
-    p.add_argument("--revision", default=None, help="hub dataset revision")
-    p.add_argument("--skip-invalid", action="store_true",
-                   help="skip malformed rows (reported with their reasons) instead of stopping")
-    p.set_defaults(func=cmd_prepare)
+def run_prepare(cfg: PrepareConfig, *, show_progress: bool | None = None) -> PrepareSummary:
+    start = time.perf_counter()
+    check_config(cfg)
+    check_destination(cfg.out)
+    tok_name = cfg.tokenizer or default_tokenizer_for(cfg.renderer)
+    renderer = get_renderer(cfg.renderer, get_tokenizer(tok_name))
+    with atomic_run_folder(cfg.out) as tmp:  # created now: an unwritable --out fails before the work
+        ds, source, report = _load(cfg)
+        ds, counts = _check_rows(ds, renderer, cfg, source, report, show_progress)
+        n = len(ds)
+        if n < cfg.batch_size:
+            raise PosttrainError(f"{source}: {n} usable conversations, fewer than one batch of {cfg.batch_size}")
+        _write(tmp, cfg, tok_name, renderer, ds, source)
+    return PrepareSummary(str(cfg.out), n, n // cfg.batch_size, counts.tokens, counts.trained, counts.targets,
+                          counts.truncated, report.skipped, time.perf_counter() - start,
+                          {"skip_reasons": report.reasons})

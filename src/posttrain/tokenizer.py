@@ -192,12 +192,10 @@ def get_tokenizer(name_or_path: str) -> Tokenizer:
             )
         return factory()
     path = Path(name_or_path).expanduser()
-    if path.is_file():
-        return Tokenizer.from_file(path, name=str(path))
+    if path.is_file() or path.is_dir():
+        return _load_local(path)
     from transformers import AutoTokenizer
 
-    if path.is_dir():
-        return Tokenizer.from_hf(AutoTokenizer.from_pretrained(str(path), local_files_only=True), name=str(path))
     hub_id = _resolve_hub_id(name_or_path)
     try:
         hf = AutoTokenizer.from_pretrained(hub_id)
@@ -212,6 +210,21 @@ def get_tokenizer(name_or_path: str) -> Tokenizer:
             f"or use one of the offline sources: {', '.join(offline_sources())}.{hint}"
         ) from err
     return Tokenizer.from_hf(hf, name=name_or_path)
+
+
+def _load_local(path: Path) -> Tokenizer:
+    """A ``tokenizer.json`` file or a tokenizer folder. The libraries raise bare ``Exception`` or
+    assorted errors for a file or folder that holds no tokenizer; all become one clear error."""
+    try:
+        if path.is_file():
+            return Tokenizer.from_file(path, name=str(path))
+        from transformers import AutoTokenizer
+
+        return Tokenizer.from_hf(AutoTokenizer.from_pretrained(str(path), local_files_only=True), name=str(path))
+    except Exception as err:  # noqa: BLE001 - tokenizers raises plain Exception for a malformed file
+        what = "a tokenizer.json file" if path.is_file() else "a tokenizer folder (tokenizer.json, tokenizer_config.json)"
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise TokenizerNotAvailableError(f"{path}: not {what}: {reason[:300]}") from err
 
 
 def _load_builtin_sources() -> None:

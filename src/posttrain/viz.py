@@ -7,11 +7,10 @@ dimmed, and token boundaries alternate shading so merges across a header/content
 
 from __future__ import annotations
 
-import argparse
 import html
+import unicodedata
 from collections.abc import Sequence
 
-from rich.console import Console
 from rich.text import Text as RichText
 
 from posttrain.renderers import Renderer, SupervisedExample
@@ -27,8 +26,22 @@ def token_texts(tokenizer: Tokenizer, tokens: Sequence[int]) -> list[str]:
     return out
 
 
+_NAMED = {"\r": "\\r", "\t": "\\t", "\n": "\\n\n"}
+
+
 def _visible(s: str) -> str:
-    return s.replace("\r", "\\r").replace("\t", "\\t").replace("\n", "\\n\n")
+    """Message text shown in a terminal: control characters (an ESC starting an escape sequence,
+    C1 controls, bidi overrides) are written as escapes, so the data cannot drive the terminal."""
+    if s.isprintable():
+        return s
+    return "".join(_NAMED.get(c) or (c if c.isprintable() or c == " " else _escape(c)) for c in s)
+
+
+def _escape(c: str) -> str:
+    if unicodedata.category(c) == "Zs":  # unusual spaces (NBSP, ...) are harmless and shown as is
+        return c
+    code = ord(c)
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
 
 
 def rich_view(renderer: Renderer, ex: SupervisedExample) -> RichText:
@@ -72,39 +85,3 @@ def html_view(renderer: Renderer, examples: Sequence[tuple[str, SupervisedExampl
         "<p>Green: trained tokens (weight &gt; 0). Blue: control tokens. Shading alternates per token.</p>"
         f"{''.join(blocks)}</body></html>"
     )
-
-
-def cmd_viz(args: argparse.Namespace) -> int:
-    from posttrain.cli import build_renderer, read_conversations
-
-    renderer = build_renderer(args)
-    examples: list[tuple[str, SupervisedExample]] = []
-    for line, msgs in read_conversations(args.input):
-        if len(examples) >= args.limit:
-            break
-        examples.append((f"line {line}", renderer.build_supervised_example(msgs, args.train_on)))
-    if args.html:
-        with open(args.html, "w", encoding="utf-8") as f:
-            f.write(html_view(renderer, examples))
-        print(f"wrote {args.html} ({len(examples)} conversations)")
-        return 0
-    console = Console(force_terminal=args.color, highlight=False)
-    for title, ex in examples:
-        n_trained = sum(1 for w in ex.weights if w > 0)
-        console.rule(f"{title}: {len(ex.tokens)} tokens, {n_trained} trained ({renderer.name})")
-        console.print(rich_view(renderer, ex))
-    return 0
-
-
-def add_viz_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    from posttrain.cli import add_renderer_args
-
-    p = sub.add_parser("viz", help="show rendered conversations with trained tokens highlighted",
-                       description="Render conversations and show each token, trained tokens highlighted, "
-                                   "to check loss masks by eye.")
-    p.add_argument("input", nargs="?", help="JSONL file of {\"messages\": [...]} (default: stdin)")
-    add_renderer_args(p)
-    p.add_argument("--html", metavar="FILE", help="write an HTML page instead of terminal output")
-    p.add_argument("--limit", type=int, default=5, help="conversations to show (default: %(default)s)")
-    p.add_argument("--color", action="store_true", default=None, help="force terminal colors (e.g. when piping)")
-    p.set_defaults(func=cmd_viz)

@@ -15,16 +15,16 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 import datasets
 
+from posttrain.data.readers import jsonl_rows, source_name
 from posttrain.data.supervised import SupervisedDatasetFromHFDataset
 from posttrain.datum import Datum, datum_from_tokens_weights
 from posttrain.errors import InputError, MessageError, PosttrainError
-from posttrain.jsonl import iter_jsonl
 from posttrain.messages import Message, MessageLike, to_messages
 from posttrain.renderers.base import Renderer
 from posttrain.train_on_what import TrainOnWhat
@@ -42,7 +42,7 @@ class Comparison:
         return Comparison(self.prompt_conversation, self.completion_B, self.completion_A)
 
     @classmethod
-    def from_dicts(cls, prompt: list[MessageLike], a: list[MessageLike], b: list[MessageLike]) -> Comparison:
+    def from_dicts(cls, prompt: Sequence[MessageLike], a: Sequence[MessageLike], b: Sequence[MessageLike]) -> Comparison:
         return cls(to_messages(prompt), to_messages(a), to_messages(b))
 
 
@@ -161,17 +161,14 @@ def read_comparisons_jsonl(path: str) -> Iterator[LabeledComparison]:
     "completion_B": [...], "label": "A" | "B" | "Tie"}``, or tinker-cookbook's nested form
     ``{"comparison": {"prompt_conversation": ..., "completion_A": ..., "completion_B": ...}, "label": ...}``.
     Errors name the file, line and field."""
-    import fsspec
-
-    with fsspec.open(path, "rt", encoding="utf-8", compression="infer") as f:
-        for line, row in iter_jsonl(f, source=path):
-            try:
-                body, label = _comparison_fields(row)
-                comparison = Comparison(*(_checked_messages(body[k], k)
-                                          for k in ("prompt_conversation", "completion_A", "completion_B")))
-                yield LabeledComparison(comparison, label)
-            except PosttrainError as err:
-                raise InputError(str(err), source=path, line=line) from err
+    for line, row in jsonl_rows(path):  # the conversations' reader: stdin, BOM, compression, UTF-8 errors
+        try:
+            body, label = _comparison_fields(row)
+            comparison = Comparison(*(_checked_messages(body[k], k)
+                                      for k in ("prompt_conversation", "completion_A", "completion_B")))
+            yield LabeledComparison(comparison, label)
+        except PosttrainError as err:
+            raise InputError(str(err), source=source_name(path), line=line) from err
 
 
 def _hhh_messages(text: str) -> list[dict[str, str]]:

@@ -12,6 +12,7 @@ How a spec is read:
   A local path always wins, and a name ending in a data suffix (``dir/x.jsonl``) is a path.
 * a local folder — ``datasets.load_dataset(folder, subset, split=...)``: a folder laid out like a hub
   dataset repo (``data/<split>-*.parquet``, or a README dataset card whose ``configs`` name the files).
+* ``-`` — standard input, read as JSON lines.
 * a file path or URL (``hf://``, ``file://``, ``memory://``; ``s3://``, ``gs://``, ``az://`` once
   their fsspec backends s3fs / gcsfs / adlfs are installed) — by suffix: ``.jsonl``/``.json`` (JSON
   lines, or a JSON array in a ``.json`` file; optionally ``.gz``/``.zst``…), ``.parquet``, ``.csv``
@@ -26,21 +27,32 @@ Arrow size in memory rather than a Python object per field.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any
+from typing import Any, cast
 
 import datasets
 import fsspec
 import pyarrow as pa
 from datasets.fingerprint import generate_random_fingerprint
 
+from posttrain.data.readers import (
+    STDIN,
+    STDIN_NAME,
+    OnError,
+    csv_rows,
+    json_text,
+    jsonl_rows,
+    library_errors,
+    raise_error,
+    source_name,
+    suffix,
+)
 from posttrain.errors import InputError, PosttrainError
-from posttrain.jsonl import parse_conversation_row, parse_json_line
+from posttrain.jsonl import parse_conversation_row
 from posttrain.messages import Message
 
 HUB_PREFIX = "hub:"
@@ -65,7 +77,6 @@ MESSAGES_TYPE = pa.list_(pa.struct([
     ("trainable", pa.bool_()),
 ]))
 _SCHEMA = pa.schema([("messages", MESSAGES_TYPE)])
-_COMPRESSIONS = (".gz", ".bz2", ".xz", ".zst", ".lz4")
 
 
 @dataclass
@@ -97,119 +108,53 @@ def canonical_messages(msgs: list[Message]) -> list[dict[str, Any]]:
     return [canonical_message(m) for m in msgs]
 
 
-def _suffix(spec: str) -> str:
-    name = spec.lower().rstrip("/")
-    for comp in _COMPRESSIONS:
-        name = name.removesuffix(comp)
-    return os.path.splitext(name)[1]
-
-
 def hub_id_of(spec: str) -> str | None:
     """The hub dataset id a spec names, or None when it names a file, folder or URL."""
     if spec.startswith(HUB_PREFIX):
         return spec.removeprefix(HUB_PREFIX)
     rest = spec.removeprefix(HF_DATASETS_URL).rstrip("/")
-    if spec.startswith(HF_DATASETS_URL) and _HUB_ID.match(rest) and _suffix(rest) not in DATA_SUFFIXES:
+    if spec.startswith(HF_DATASETS_URL) and _HUB_ID.match(rest) and suffix(rest) not in DATA_SUFFIXES:
         return rest  # the whole repo; a file or folder inside it is read through fsspec
     # A missing "dir/file.jsonl" is a typo'd path, not a hub id: the file error is the helpful one.
-    if "://" not in spec and not os.path.exists(spec) and _HUB_ID.match(spec) and _suffix(spec) not in DATA_SUFFIXES:
+    if "://" not in spec and not os.path.exists(spec) and _HUB_ID.match(spec) and suffix(spec) not in DATA_SUFFIXES:
         return spec
     return None
 
 
-def _json_text(value: Any, source: str, line: int) -> Any:
-    """Columns that hold messages as JSON text (CSV, some parquet exports) are parsed here."""
-    try:
-        return json.loads(value)
-    except json.JSONDecodeError as err:
-        raise InputError(f"column 'messages' is not valid JSON: {err.msg}", source=source, line=line) from err
+def _on_error(report: SkipReport | None) -> OnError:
+    return raise_error if report is None else report.add
+
+
+def _numbered_conversations(rows: Iterable[tuple[int, Any]], source: str,
+                            report: SkipReport | None) -> Iterator[tuple[int, list[Message]]]:
+    on_error = _on_error(report)
+    for line, row in rows:
+        try:
+            yield line, parse_conversation_row(row, source=source, line=line)
+        except InputError as err:
+            on_error(err)
 
 
 def _validated(rows: Iterable[tuple[int, Any]], source: str, report: SkipReport | None,
                line_column: str | None = None) -> Iterator[dict[str, Any]]:
-    for line, row in rows:
-        try:
-            out = {"messages": canonical_messages(parse_conversation_row(row, source=source, line=line))}
-            if line_column is not None:
-                out[line_column] = line
-            yield out
-        except InputError as err:
-            if report is None:
-                raise
-            report.add(err)
-
-
-def _json_array_rows(text: str, spec: str) -> Iterator[tuple[int, Any]]:
-    """Items of a ``[...]`` JSON file, each numbered by the file line where it starts."""
-    decoder = json.JSONDecoder()
-    ws = re.compile(r"\s*")
-    pos = ws.match(text, text.index("[") + 1).end()
-    while pos < len(text) and text[pos] != "]":
-        line = text.count("\n", 0, pos) + 1
-        try:
-            item, pos = decoder.raw_decode(text, pos)
-        except json.JSONDecodeError as err:
-            raise InputError(f"invalid JSON: {err.msg}", source=spec, line=err.lineno) from err
-        yield line, item
-        pos = ws.match(text, pos).end()
-        if pos < len(text) and text[pos] == ",":
-            pos = ws.match(text, pos + 1).end()
-        elif pos >= len(text) or text[pos] != "]":
-            raise InputError("invalid JSON: expected ',' or ']' after an array item", source=spec,
-                             line=text.count("\n", 0, pos) + 1)
-
-
-def _jsonl_rows(spec: str, report: SkipReport | None) -> Iterator[tuple[int, Any]]:
-    # utf-8-sig: a byte-order mark some editors write would otherwise break line 1.
-    with fsspec.open(spec, "rt", encoding="utf-8-sig", compression="infer") as f:
-        first = f.read(1)
-        while first.isspace():
-            first = f.read(1)
-        f.seek(0)
-        if first == "[" and _suffix(spec) == ".json":  # a JSON array, not JSON lines
-            yield from _json_array_rows(f.read(), spec)
-            return
-        for number, text in enumerate(f, start=1):
-            if not text.strip():
-                continue
-            try:
-                yield number, parse_json_line(text, source=spec, line=number)
-            except InputError as err:  # malformed JSON on one line
-                if report is None:
-                    raise
-                report.add(err)
-
-
-def _csv_rows(spec: str, report: SkipReport | None) -> Iterator[tuple[int, Any]]:
-    import csv
-
-    with fsspec.open(spec, "rt", encoding="utf-8-sig", newline="", compression="infer") as f:
-        reader = csv.DictReader(f)
-        if reader.fieldnames is None or "messages" not in reader.fieldnames:
-            raise InputError(f"CSV needs a 'messages' column (holding JSON), found {reader.fieldnames}", source=spec,
-                             line=1)
-        for row in reader:
-            line = reader.line_num  # the file line where this record ends (header = line 1)
-            try:
-                yield line, dict(row, messages=_json_text(row["messages"], spec, line))
-            except InputError as err:
-                if report is None:
-                    raise
-                report.add(err)
+    for line, msgs in _numbered_conversations(rows, source, report):
+        out: dict[str, Any] = {"messages": canonical_messages(msgs)}
+        if line_column is not None:
+            out[line_column] = line
+        yield out
 
 
 def _hf_rows(ds: datasets.Dataset, source: str, report: SkipReport | None) -> Iterator[tuple[int, Any]]:
     """Rows of an Arrow dataset, numbered from 1."""
     if "messages" in ds.column_names:  # don't decode columns we drop anyway (images, metadata)
         ds = ds.select_columns(["messages"])
+    on_error = _on_error(report)
     for i, row in enumerate(ds, start=1):
         if isinstance(row.get("messages"), str):
             try:
-                row = dict(row, messages=_json_text(row["messages"], source, i))
+                row = dict(row, messages=json_text(row["messages"], source, i))
             except InputError as err:
-                if report is None:
-                    raise
-                report.add(err)
+                on_error(err)
                 continue
         yield i, row
 
@@ -232,6 +177,71 @@ def _from_rows(rows: Iterable[dict[str, Any]], source: str, line_column: str | N
     return datasets.Dataset(pa.Table.from_batches(batches, schema=schema), fingerprint=generate_random_fingerprint())
 
 
+def _unknown_format(spec: str) -> PosttrainError:
+    kind = suffix(spec)
+    return InputError(f"unknown data format {kind or '(no suffix)'}; expected .jsonl, .json, .parquet or .csv "
+                      "(optionally compressed, e.g. .jsonl.gz), '-' for stdin, a dataset folder, or hub:ORG/NAME",
+                      source=spec)
+
+
+def _dataset_path(spec: str) -> str | None:
+    """The path for ``datasets.load_dataset`` when ``spec`` names a hub dataset or a local folder."""
+    if spec == STDIN:
+        return None
+    hub_id = hub_id_of(spec)
+    if hub_id is not None:
+        return hub_id
+    return spec if "://" not in spec and os.path.isdir(spec) else None
+
+
+def source_label(spec: str, split: str = "train") -> str:
+    """How errors name the source ``spec``: ``<stdin>``, ``ORG/NAME[split]`` (rows numbered within the
+    split), or the path itself."""
+    path = _dataset_path(spec)
+    return f"{path}[{split}]" if path is not None else source_name(spec)
+
+
+def _rows(spec: str, split: str, subset: str | None, revision: str | None,
+          report: SkipReport | None) -> tuple[Iterator[tuple[int, Any]], str]:
+    """Numbered raw rows of any source, and the name errors give it."""
+    path = _dataset_path(spec)
+    if path is not None:
+        where = f"{path}[{split}]"  # rows are numbered from 1 within the split
+        with library_errors(where, "dataset"):
+            ds = datasets.load_dataset(path, subset, split=split, revision=revision)
+        return _hf_rows(cast(datasets.Dataset, ds), where, report), where
+    kind = ".jsonl" if spec == STDIN else suffix(spec)
+    if kind in (".jsonl", ".json"):
+        return jsonl_rows(spec, _on_error(report)), source_name(spec)
+    if kind == ".csv":
+        return csv_rows(spec, _on_error(report)), spec
+    if kind == ".parquet":
+        with library_errors(spec, "Parquet file"):
+            fs, fs_path = fsspec.core.url_to_fs(spec)
+            if not fs.isfile(fs_path):
+                raise InputError("is a folder, not a file" if fs.isdir(fs_path) else "no such file", source=spec)
+            ds = datasets.Dataset.from_parquet(spec)
+        return _hf_rows(cast(datasets.Dataset, ds), spec, report), spec
+    raise _unknown_format(spec)
+
+
+def iter_conversations(
+    spec: str,
+    *,
+    split: str = "train",
+    subset: str | None = None,
+    revision: str | None = None,
+    report: SkipReport | None = None,
+) -> Iterator[tuple[int, list[Message]]]:
+    """Validated conversations of any source (``-`` = stdin) with their location, read lazily.
+
+    Yields ``(line, messages)``: the file line (JSONL, JSON array, CSV) or the 1-based row (Parquet,
+    folders, hub). With a ``report``, bad rows are recorded there and skipped; without, the first
+    one raises :class:`InputError` naming the source and line."""
+    rows, source = _rows(spec, split, subset, revision, report)
+    yield from _numbered_conversations(rows, source, report)
+
+
 def load_conversations_with_report(
     spec: str,
     *,
@@ -248,25 +258,8 @@ def load_conversations_with_report(
     """
     report = SkipReport()
     rep = report if skip_invalid else None
-    hub_id = hub_id_of(spec)
-    if hub_id is not None or ("://" not in spec and os.path.isdir(spec)):
-        path = hub_id or spec
-        ds = datasets.load_dataset(path, subset, split=split, revision=revision)
-        where = f"{path}[{split}]"  # rows are numbered from 1 within the split
-        return _from_rows(_validated(_hf_rows(ds, where, rep), where, rep, line_column), path, line_column), report
-    kind = _suffix(spec)
-    if kind in (".jsonl", ".json"):
-        rows: Iterable[tuple[int, Any]] = _jsonl_rows(spec, rep)
-    elif kind == ".csv":
-        rows = _csv_rows(spec, rep)
-    elif kind == ".parquet":
-        rows = _hf_rows(datasets.Dataset.from_parquet(spec), spec, rep)
-    else:
-        raise PosttrainError(
-            f"{spec}: unknown data format {kind or '(no suffix)'}; expected .jsonl, .json, .parquet or .csv, "
-            "a dataset folder, or hub:ORG/NAME"
-        )
-    return _from_rows(_validated(rows, spec, rep, line_column), spec, line_column), report
+    rows, source = _rows(spec, split, subset, revision, rep)
+    return _from_rows(_validated(rows, source, rep, line_column), source, line_column), report
 
 
 def load_conversations(
@@ -285,8 +278,8 @@ def load_conversations(
 
 def _stream_rows(spec: str) -> Iterator[dict[str, Any]]:
     # A generator function of its own: datasets re-calls it whenever the stream restarts.
-    for line, row in _jsonl_rows(spec, None):
-        yield {"messages": canonical_messages(parse_conversation_row(row, source=spec, line=line))}
+    for _, msgs in _numbered_conversations(jsonl_rows(spec), source_name(spec), None):
+        yield {"messages": canonical_messages(msgs)}
 
 
 def stream_conversations(
@@ -295,28 +288,32 @@ def stream_conversations(
     """A validated stream of ``{"messages": [...]}`` rows; nothing is loaded into memory up front.
 
     JSONL is read line by line (errors name the line); Parquet, CSV, folders and hub datasets go
-    through ``datasets.load_dataset(..., streaming=True)``.
+    through ``datasets.load_dataset(..., streaming=True)``. Standard input cannot be streamed (a
+    stream restarts every epoch): use :func:`load_conversations` or :func:`iter_conversations`.
     """
-    hub_id = hub_id_of(spec)
-    if hub_id is not None or ("://" not in spec and os.path.isdir(spec)):
-        path = hub_id or spec
-        ds = datasets.load_dataset(path, subset, split=split, revision=revision, streaming=True)
+    if spec == STDIN:
+        raise InputError("standard input cannot be streamed (epochs re-read the source); pass a file",
+                         source=STDIN_NAME)
+    path = _dataset_path(spec)
+    if path is not None:
+        with library_errors(f"{path}[{split}]", "dataset"):
+            ds = datasets.load_dataset(path, subset, split=split, revision=revision, streaming=True)
         return ds.map(partial(_validate_streamed, source=f"{path}[{split}]"), with_indices=True,
                       remove_columns=list(ds.column_names or []))
-    kind = _suffix(spec)
+    kind = suffix(spec)
     if kind in (".jsonl", ".json"):
         return datasets.IterableDataset.from_generator(_stream_rows, gen_kwargs={"spec": spec})
     if kind in (".parquet", ".csv"):
-        ds = datasets.load_dataset(kind[1:], data_files=spec, split="train", streaming=True)
+        with library_errors(spec, kind[1:].upper() + " file"):
+            ds = datasets.load_dataset(kind[1:], data_files=spec, split="train", streaming=True)
         # CSV: row i is file line i + 2 (line 1 is the header) when no field spans lines; Parquet: row
         # number, 1-based.
         return ds.map(partial(_validate_streamed, source=spec, offset=2 if kind == ".csv" else 1), with_indices=True,
                       remove_columns=list(ds.column_names or []))
-    raise PosttrainError(f"{spec}: unknown data format {kind or '(no suffix)'}; expected .jsonl, .json, .parquet "
-                         "or .csv, a dataset folder, or hub:ORG/NAME")
+    raise _unknown_format(spec)
 
 
 def _validate_streamed(row: dict[str, Any], index: int, *, source: str, offset: int = 1) -> dict[str, Any]:
     if isinstance(row.get("messages"), str):
-        row = dict(row, messages=_json_text(row["messages"], source, index + offset))
+        row = dict(row, messages=json_text(row["messages"], source, index + offset))
     return {"messages": canonical_messages(parse_conversation_row(row, source=source, line=index + offset))}

@@ -21,9 +21,9 @@ import datasets
 import numpy as np
 
 from posttrain.datum import Datum, datum_from_tokens_weights
-from posttrain.errors import PosttrainError
+from posttrain.errors import NothingToTrainError, PosttrainError
 from posttrain.messages import MessageLike
-from posttrain.renderers.base import Renderer
+from posttrain.renderers.base import Renderer, SupervisedExample
 from posttrain.train_on_what import TrainOnWhat
 
 MapFn = Callable[[dict[str, Any]], Datum]
@@ -54,16 +54,33 @@ def conversation_to_datum(
 
     ``reduction="mean"`` (the default, as in tinker-cookbook's SFT path) scales each datum's weights
     to sum to 1, so long and short examples weigh the same; ``"none"`` keeps the renderer's 0/1
-    weights (token-sum loss, what DPO needs).
+    weights (token-sum loss, what DPO needs). Raises :class:`NothingToTrainError` when truncation
+    leaves no trained token (an all-zero datum would silently train on nothing).
     """
-    tokens, weights = renderer.build_supervised_example(conversation, train_on_what)
+    _check_reduction(reduction)
+    return example_to_datum(renderer.build_supervised_example(conversation, train_on_what), max_length, reduction)
+
+
+def _check_reduction(reduction: str) -> None:
+    if reduction not in ("none", "mean"):
+        raise PosttrainError(f"unknown reduction {reduction!r} (expected 'none' or 'mean')")
+
+
+def example_to_datum(
+    example: SupervisedExample, max_length: int | None, reduction: Literal["none", "mean"] = "mean"
+) -> Datum:
+    """The datum of a rendered example: truncate, shift, check something is left to train, reduce."""
+    _check_reduction(reduction)
+    tokens, weights = example.tokens, example.weights
     datum = datum_from_tokens_weights(tokens, weights, max_length)
+    if not datum.weights.any():
+        # Renderers never return an example without a trained token, so truncation removed them all.
+        first = next((i for i, w in enumerate(weights) if i > 0 and w > 0), len(tokens))
+        raise NothingToTrainError(f"max_length {max_length} cuts this conversation ({len(tokens)} tokens) before "
+                                  f"its first trained token (position {first}); nothing left to train")
     if reduction == "mean":
         total = float(datum.weights.sum())
-        if total > 0:
-            datum = Datum(datum.input_chunks, datum.target_tokens, (datum.weights / total).astype(np.float32))
-    elif reduction != "none":
-        raise PosttrainError(f"unknown reduction {reduction!r} (expected 'none' or 'mean')")
+        datum = Datum(datum.input_chunks, datum.target_tokens, (datum.weights / total).astype(np.float32))
     return datum
 
 

@@ -11,7 +11,7 @@ import os
 import shutil
 import tempfile
 import zipfile
-from functools import cache
+from functools import cache, partial
 from pathlib import Path
 
 from posttrain.errors import TokenizerNotAvailableError
@@ -57,4 +57,4 @@ def packaged_tokenizer(name: str) -> Tokenizer:
 
 
 for _name in PACKAGED:
-    register_offline_source(_name, lambda n=_name: packaged_tokenizer(n))
+    register_offline_source(_name, partial(packaged_tokenizer, _name))

@@ -13,7 +13,7 @@ import json
 import os
 import shutil
 import tempfile
-from functools import cache
+from functools import cache, partial
 from pathlib import Path
 from typing import Any
 
@@ -145,4 +145,4 @@ def mistral_offline(version: str) -> Tokenizer:
 
 
 for _version in MISTRAL_MODELS:
-    register_offline_source(f"mistral-{_version}", lambda v=_version: mistral_offline(v))
+    register_offline_source(f"mistral-{_version}", partial(mistral_offline, _version))

@@ -125,16 +125,33 @@ class Renderer(ABC):
     """Base class for chat-format renderers. Subclasses implement :meth:`render_message`,
     :meth:`generation_header`, :meth:`parse_response` and :meth:`get_stop_sequences`."""
 
-    name: ClassVar[str]
+    name: str  # the registry name; a renderer configured per instance (gpt-oss effort) sets its own
     merge_text_runs: ClassVar[bool] = True
     #: True when rendering a conversation and then appending a turn only appends tokens, so one
     #: sequence can train every assistant turn with the context it was sampled in.
     has_extension_property: ClassVar[bool] = True
+    #: Control tokens the format places by id. Checked against the tokenizer at construction, so a
+    #: tokenizer of another family fails at once rather than with a KeyError at the first render.
+    control_tokens: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, tokenizer: Any):
         self.tokenizer: Tokenizer = as_tokenizer(tokenizer)
         self._special_cache: dict[str, int] = {}
         self._template_cache: dict[str, list[int]] = {}
+        self._check_control_tokens()
+
+    def _check_control_tokens(self) -> None:
+        missing = []
+        for token in self.control_tokens:
+            try:
+                self.special_id(token)
+            except KeyError:
+                missing.append(token)
+        if missing:
+            raise RendererError(
+                f"renderer {self.name!r} needs control token(s) {', '.join(missing)}, which tokenizer "
+                f"{self.tokenizer.name!r} lacks; use a tokenizer of the renderer's model family"
+            )
 
     # -- hooks ------------------------------------------------------------------------------------
     def bos_pieces(self) -> list[Piece]:
@@ -183,7 +200,7 @@ class Renderer(ABC):
         self.check_messages(msgs)
         spans = self._conversation_spans(msgs, train_on_what)
         example = self._encode(spans)
-        if not any(w > 0 for w in example.weights[1:]):
+        if max(example.weights[1:], default=0.0) <= 0:  # max runs in C; weights are never negative
             roles = ", ".join(m.role for m in msgs)
             raise RendererError(
                 f"train_on_what={train_on_what.value} trains no token of this conversation "

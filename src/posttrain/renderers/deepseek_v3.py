@@ -48,6 +48,7 @@ THINK, END_THINK = "<think>", "</think>"
 
 class DeepSeekV3Renderer(Renderer):
     name = "deepseekv3"
+    control_tokens: ClassVar[tuple[str, ...]] = (BOS, EOS, USER, ASSISTANT)
     merge_text_runs = True
     has_extension_property = True
     thinking: ClassVar[bool] = False
@@ -95,18 +96,20 @@ class DeepSeekV3ThinkingRenderer(DeepSeekV3Renderer):
     name = "deepseekv3_thinking"
     has_extension_property = False
     thinking = True
+    control_tokens = (BOS, EOS, USER, ASSISTANT, THINK, END_THINK)
 
     def _assistant(self, ctx: RenderContext) -> RenderedMessage:
         m = ctx.message
         after_user = ctx.idx > 0 and ctx.messages[ctx.idx - 1].role == "user"
         header: list[Piece] = [Special(ASSISTANT)] if after_user else []
-        reply = [Text(m.text, content=True), Special(EOS)]
+        reply: list[Piece] = [Text(m.text, content=True), Special(EOS)]
         if ctx.is_last and after_user:
             # The turn being produced: the prompt pre-fills <think>, the model writes the rest.
             reasoning = m.thinking or ""
             return RenderedMessage([*header, Special(THINK)],
                                    [Text(reasoning, content=True), Special(END_THINK), *reply])
-        return RenderedMessage(header, ([Special(END_THINK)] if after_user else []) + reply)
+        end_think: list[Piece] = [Special(END_THINK)] if after_user else []
+        return RenderedMessage(header, end_think + reply)
 
     def generation_header(self, role: str, ctx: RenderContext) -> list[Piece]:
         return [*super().generation_header(role, ctx), Special(THINK)]
@@ -126,6 +129,7 @@ class DeepSeekV3DisableThinkingRenderer(DeepSeekV3Renderer):
     ``<｜Assistant｜></think>``; prompt and history agree, so it has the extension property."""
 
     name = "deepseekv3_disable_thinking"
+    control_tokens = (BOS, EOS, USER, ASSISTANT, END_THINK)
 
     def _assistant(self, ctx: RenderContext) -> RenderedMessage:
         after_user = ctx.idx > 0 and ctx.messages[ctx.idx - 1].role == "user"

@@ -56,6 +56,7 @@ def system_text(reasoning_effort: str, knowledge_cutoff: str, current_date: str 
 
 class GptOssRenderer(Renderer):
     name = "gpt_oss"
+    control_tokens = (START, END, MESSAGE, CHANNEL, CONSTRAIN, RETURN, CALL)
     merge_text_runs = True
     has_extension_property = False
 
@@ -91,11 +92,12 @@ class GptOssRenderer(Renderer):
             header: list[Piece] = [Special(START), Text(f"functions.{tool_name(ctx.messages, ctx.idx)} to=assistant")]
             return RenderedMessage(header, [Special(CHANNEL), Text("commentary"), Special(MESSAGE),
                                             Text(m.text, content=True), Special(END)])
-        role, text = m.role, m.text
+        role: str = m.role
+        text: str | None = m.text
         if role == "system":
             role, text = "developer", None
         header = [Special(START), Text(role)]
-        body = [Text("# Instructions\n\n"), Text(m.text, content=True)] if text is None else [Text(text, content=True)]
+        body: list[Piece] = [Text("# Instructions\n\n"), Text(m.text, content=True)] if text is None else [Text(text, content=True)]
         return RenderedMessage(header, [Special(MESSAGE), *body, Special(END)])
 
     def _assistant(self, ctx: RenderContext) -> RenderedMessage:

@@ -65,6 +65,7 @@ def tool_call_text(call: ToolCall) -> str:
 
 class Llama3Renderer(Renderer):
     name = "llama3"
+    control_tokens = (BOS, START_HEADER, END_HEADER, EOT, EOM)
     merge_text_runs = False
     has_extension_property = True
 

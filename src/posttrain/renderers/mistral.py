@@ -39,6 +39,7 @@ SYSTEM, END_SYSTEM = "[SYSTEM_PROMPT]", "[/SYSTEM_PROMPT]"
 
 class MistralRenderer(Renderer):
     name = "mistral"
+    control_tokens: ClassVar[tuple[str, ...]] = (BOS, EOS, INST, END_INST, SYSTEM, END_SYSTEM)
     merge_text_runs = False
     has_extension_property = True
     system_token: ClassVar[bool] = True
@@ -87,3 +88,4 @@ class MistralV3Renderer(MistralRenderer):
     name = "mistral_v3"
     has_extension_property = False
     system_token = False
+    control_tokens = (BOS, EOS, INST, END_INST)

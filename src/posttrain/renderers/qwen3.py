@@ -62,6 +62,7 @@ def tool_call_pieces(calls: Sequence[ToolCall], after_content: bool) -> list[Pie
 
 class Qwen3Renderer(Renderer):
     name = "qwen3"
+    control_tokens = (IM_START, IM_END, THINK, END_THINK, TOOL_CALL, END_TOOL_CALL, TOOL_RESPONSE, END_TOOL_RESPONSE)
     merge_text_runs = True
     has_extension_property = False
     #: think block in assistant turns after the last user query
@@ -82,14 +83,14 @@ class Qwen3Renderer(Renderer):
 
     def render_message(self, ctx: RenderContext) -> RenderedMessage:
         m = ctx.message
-        end = [Special(IM_END)]
+        end: list[Piece] = [Special(IM_END)]
         if m.role in ("system", "user", "developer"):
             return RenderedMessage(self._turn(m.role), [Text(m.text, content=True), *end], suffix=[Text("\n")])
         if m.role == "tool":
             msgs, i = ctx.messages, ctx.idx
             first = i == 0 or msgs[i - 1].role != "tool"
             last = i == len(msgs) - 1 or msgs[i + 1].role != "tool"
-            header = [Special(IM_START), Text("user")] if first else []
+            header: list[Piece] = [Special(IM_START), Text("user")] if first else []
             output: list[Piece] = [Text("\n"), Special(TOOL_RESPONSE), Text("\n"), Text(m.text, content=True),
                                    Text("\n"), Special(END_TOOL_RESPONSE)]
             return RenderedMessage(header, output + (end if last else []), suffix=[Text("\n")] if last else [])
@@ -102,7 +103,7 @@ class Qwen3Renderer(Renderer):
         reasoning = m.thinking or ""
         output: list[Piece] = []
         if self.thinking and ctx.idx > last_query_index(ctx.messages) and (ctx.is_last or reasoning):
-            think = [Special(THINK), Text("\n"), Text(reasoning.strip("\n"), content=True), Text("\n"),
+            think: list[Piece] = [Special(THINK), Text("\n"), Text(reasoning.strip("\n"), content=True), Text("\n"),
                      Special(END_THINK), Text("\n\n")]
             if self.prefill_empty_think and reasoning:
                 raise MessageError(
