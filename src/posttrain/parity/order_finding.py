@@ -22,8 +22,8 @@ class Located:
     @classmethod
     def build(cls, obs_a: Observed | None, obs_b: Observed | None, align: SnapshotAlignment | None,
               n_a: int, n_b: int) -> Located:
-        rows_a = obs_a.shown() if obs_a else [None] * n_a
-        own_b = obs_b.shown() if obs_b else [None] * n_b
+        rows_a: list[int | None] = obs_a.shown() if obs_a else [None] * n_a
+        own_b: list[int | None] = obs_b.shown() if obs_b else [None] * n_b
         b_to_a = align.b_to_a() if align is not None else {p: p for p in own_b if p is not None}
         return cls(obs_a, obs_b, rows_a, [None if p is None else b_to_a.get(p) for p in own_b], own_b)
 
@@ -94,7 +94,8 @@ def order_findings(a: RunArtifacts, b: RunArtifacts, loc: Located, pairs: list[i
         return [Finding("first_batch", "reordering", head + "; rows not located in the rendered samples, "
                         "mechanism not tested", ev)] if None not in pairs else []
     roles = seed_roles({"run A": a.config.get("seed"), "run B": b.config.get("seed")})
-    bs = a.config.get("batch_size") if isinstance(a.config.get("batch_size"), int) else len(loc.rows_a)
+    configured = a.config.get("batch_size")
+    bs = configured if isinstance(configured, int) else len(loc.rows_a)
     ex = {"A": explain("A", loc.obs_a, roles, bs), "B": explain("B", loc.obs_b, roles, bs)}
     if ex["A"].follows_snapshot and ex["B"].follows_snapshot:
         if len(loc.rows_a) != len(loc.rows_b) and snapshot_same:

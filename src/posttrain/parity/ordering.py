@@ -123,7 +123,7 @@ def _by_length(obs: Observed, m: int) -> list[Hypothesis]:
     rows = range(obs.n_rows)
     out = []
     for direction, sign in (("ascending", 1), ("descending", -1)):
-        order = sorted(rows, key=lambda i, s=sign: s * obs.lengths[i])
+        order = sorted(rows, key=_signed_length(obs, sign))
         out.append(Hypothesis("sorted_length", {"direction": direction},
                               f"rows sorted by token count, {direction} (stable sort)", order[:m]))
     return out
@@ -172,11 +172,15 @@ def _contiguous(obs: Observed, m: int, batch_size: int) -> list[Hypothesis]:
     return out
 
 
+def _signed_length(obs: Observed, sign: int) -> Callable[[int], int]:
+    return lambda i: sign * obs.lengths[i]
+
+
 def _within_batch(obs: Observed, m: int) -> list[Hypothesis]:
     out = []
     if len(obs.lengths) >= m:
         for direction, sign in (("ascending", 1), ("descending", -1)):
-            order = sorted(range(m), key=lambda i, s=sign: s * obs.lengths[i])
+            order = sorted(range(m), key=_signed_length(obs, sign))
             out.append(Hypothesis("within_batch", {"order": f"sorted by token count, {direction}"},
                                   f"the snapshot's first-batch rows sorted by token count, {direction} (stable), "
                                   "inside the batch", order))

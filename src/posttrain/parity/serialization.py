@@ -11,7 +11,7 @@ import hashlib
 import json
 import re
 import unicodedata
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from posttrain.parity.artifacts import FIRST_BATCH, RENDERED, SNAPSHOT, RunArtifacts, canonical_json, hash_hex
@@ -84,6 +84,7 @@ def _first_string_difference(x: Any, y: Any) -> tuple[str, str] | None:
             return None
         i = next((k for k, (p, q) in enumerate(zip(x, y, strict=False)) if p != q), min(len(x), len(y)))
         return x[i : i + 2], y[i : i + 2]
+    pairs: Iterable[tuple[Any, Any]]
     if isinstance(x, list) and isinstance(y, list):
         pairs = zip(x, y, strict=False)
     elif isinstance(x, dict) and isinstance(y, dict):

@@ -1,0 +1,148 @@
+"""``posttrain train sft|dpo``: the training recipes (see :mod:`posttrain.recipes`).
+
+``posttrain train sft`` alone runs the embedded default (the shipped conversations, SmolLM2-135M-Instruct
+with LoRA, a few minutes on a laptop CPU); ``--recipe sl_basic`` starts from tinker-cookbook's
+``sl_basic`` settings. Every flag overrides the recipe's value. Under ``torchrun`` the same command runs
+data-parallel.
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import fields
+
+from rich.console import Console
+from rich.table import Table
+
+from posttrain.cli.args import non_empty, non_negative_int, positive_int
+from posttrain.recipes.dpo import RECIPES as DPO_RECIPES
+from posttrain.recipes.dpo import DPOConfig, dpo_recipe_config, run_dpo
+from posttrain.recipes.sft import RECIPES as SFT_RECIPES
+from posttrain.recipes.sft import SFTConfig, recipe_config, run_sft
+from posttrain.train_on_what import TrainOnWhat
+from posttrain.training.loop import LoopResult
+from posttrain.training.schedule import SCHEDULES
+
+
+def positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {value}")
+    return value
+
+
+def print_summary(result: LoopResult, out: str, curves: list[tuple[str, str, str | None]]) -> None:
+    """``curves``: (label, metric key, final-eval key or None) — first value → last (or final eval)."""
+    rows = result.metrics
+    table = Table(title=f"posttrain train → {out}", show_header=False)
+    table.add_row("steps", f"{result.steps}")
+    for label, key, final_key in curves:
+        values = [r[key] for r in rows if key in r]
+        if values:
+            last = result.final_eval.get(final_key, values[-1]) if final_key else values[-1]
+            table.add_row(label, f"{values[0]:.4f} → {last:.4f}" + (" (final weights)" if final_key else ""))
+    table.add_row("tokens", f"{sum(r.get('num_tokens', 0) for r in rows):,}")
+    table.add_row("time", f"{result.seconds:.1f} s" + (f" ({result.extra['note']})" if "note" in result.extra else ""))
+    table.add_row("metrics", f"{out}/metrics.jsonl")
+    if result.plot_path:
+        table.add_row("plot", result.plot_path)
+    if result.final_sampler_path:
+        table.add_row("weights", f"{result.final_sampler_path} (loads with transformers / peft)")
+    Console().print(table)
+
+
+def _overrides(args: argparse.Namespace, cls: type) -> dict[str, object]:
+    names = {f.name for f in fields(cls)}
+    return {k: v for k, v in vars(args).items() if k in names and v is not None}
+
+
+def run_sft_command(args: argparse.Namespace) -> int:
+    cfg = recipe_config(args.recipe, **_overrides(args, SFTConfig))
+    result = run_sft(cfg)
+    if cfg.show_progress:
+        print_summary(result, cfg.log_path, [("train NLL", "train_mean_nll", None), ("test NLL", "test/nll", "test/nll")])
+    return 0
+
+
+def run_dpo_command(args: argparse.Namespace) -> int:
+    cfg = dpo_recipe_config(args.recipe, **_overrides(args, DPOConfig))
+    result = run_dpo(cfg)
+    if cfg.show_progress:
+        print_summary(result, cfg.log_path, [("DPO loss", "dpo_loss", None), ("test DPO loss", "test/dpo_loss",
+                                                                             "test/dpo_loss"),
+                                             ("test accuracy", "test/accuracy", "test/accuracy")])
+        data = result.extra.get("data", {})
+        print(f"pairs: {data.get('kept', 0)} kept, skipped {data.get('skipped') or 'none'} "
+              f"(rows and reasons in {cfg.log_path}/data_report.json)")
+    return 0
+
+
+def add_common_args(p: argparse.ArgumentParser, recipes: dict[str, dict[str, object]], what: str) -> None:
+    p.add_argument("--recipe", default="default", choices=sorted(recipes),
+                   help=f"settings to start from (default: %(default)s); every flag overrides them. {what}")
+    p.add_argument("--model", dest="model_name", type=non_empty,
+                   help="HF hub id, local model folder, or posttrain:smollm2-135m-instruct / posttrain:tiny-llama3 / "
+                        "posttrain:tiny-smollm2")
+    p.add_argument("--renderer", dest="renderer_name", type=non_empty, help="chat format (default: the model's)")
+    p.add_argument("--dataset-path", type=non_empty, help="local copy of a named hub dataset (a folder laid out like "
+                                                          "the hub repository)")
+    p.add_argument("--max-length", type=positive_int, help="tokens per datum")
+    p.add_argument("--test-size", type=non_negative_int, help="held-out rows of a local file")
+    p.add_argument("--lr", dest="learning_rate", type=positive_float, help="peak learning rate")
+    p.add_argument("--lr-schedule", choices=SCHEDULES, help="learning-rate schedule")
+    p.add_argument("--warmup-steps", type=non_negative_int, help="linear warmup steps")
+    p.add_argument("--epochs", dest="num_epochs", type=positive_int, help="passes over the data")
+    p.add_argument("--max-steps", type=positive_int, help="stop after this many steps")
+    p.add_argument("--lora-rank", type=non_negative_int, help="LoRA rank; 0 = full fine-tune (local only)")
+    p.add_argument("--eval-every", type=non_negative_int, help="evaluate every N steps (0: never)")
+    p.add_argument("--save-every", type=non_negative_int, help="checkpoint every N steps (0: final only)")
+    p.add_argument("--seed", type=non_negative_int, help="LoRA initialisation seed")
+    p.add_argument("--grad-clip-norm", type=positive_float, help="clip the global gradient norm")
+    p.add_argument("--backend", choices=("local", "tinker"),
+                   help="local: this machine (torch); tinker: the hosted service (needs TINKER_API_KEY)")
+    p.add_argument("--resume", action="store_true", default=None,
+                   help="continue the run in --out from its last checkpoint (exactly)")
+    p.add_argument("--out", dest="log_path", type=non_empty, help="run folder")
+    p.add_argument("--quiet", dest="show_progress", action="store_false", default=True,
+                   help="no progress bar or summary")
+
+
+def add_sft_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser("sft", help="supervised fine-tuning (tinker-cookbook's SFT loop)",
+                       description="Fine-tune on conversations with cross-entropy on the trained tokens. Writes "
+                                   "RUN/config.json, metrics.jsonl, checkpoints.jsonl, checkpoints/, curves.png and "
+                                   "parity/ artifacts.")
+    add_common_args(p, SFT_RECIPES, "default: shipped conversations, SmolLM2-135M, LoRA, 16 steps; sl_basic: "
+                                    "tinker-cookbook's (no_robots, lr 2e-4, linear, 1 epoch)")
+    p.add_argument("--dataset", type=non_empty,
+                   help="conversations file (JSONL/JSON/Parquet/CSV), hub:ORG/NAME, or no_robots, tulu3, default")
+    p.add_argument("--train-on", dest="train_on_what", choices=[m.value for m in TrainOnWhat],
+                   help="which tokens carry loss (default: the dataset's)")
+    p.add_argument("--batch-size", type=positive_int, help="conversations per step")
+    p.set_defaults(func=run_sft_command)
+
+
+def add_dpo_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser("dpo", help="direct preference optimization (tinker-cookbook's DPO loop)",
+                       description="Train on preference pairs with the DPO loss against the starting weights. Pairs "
+                                   "that cannot train (ties, identical, empty, too long) are counted and listed in "
+                                   "RUN/data_report.json.")
+    add_common_args(p, DPO_RECIPES, "default: shipped pairs, SmolLM2-135M, LoRA, 20 steps; dpo_basic: "
+                                    "tinker-cookbook's (hh-rlhf, lr 1e-5, beta 0.1)")
+    p.add_argument("--dataset", type=non_empty,
+                   help="comparisons JSONL, or hh_rlhf, ultrafeedback, ultrafeedback_binarized, arena, default")
+    p.add_argument("--batch-size", type=positive_int, help="pairs per step")
+    p.add_argument("--beta", type=positive_float, help="DPO beta (default 0.1)")
+    p.set_defaults(func=run_dpo_command)
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser("train", help="train a model: sft, dpo",
+                       description="Training loops on the local engine (or the hosted tinker service). Under "
+                                   "torchrun the same command runs data-parallel.")
+    loops = p.add_subparsers(dest="loop", required=True, metavar="LOOP")
+    add_sft_parser(loops)
+    add_dpo_parser(loops)
