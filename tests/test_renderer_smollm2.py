@@ -103,7 +103,7 @@ def test_rejects_what_the_format_cannot_express(renderer):
 
 
 def test_construction_checks_control_tokens():
-    with pytest.raises(KeyError, match="<\\|im_start\\|>"):
+    with pytest.raises(RendererError, match="renderer 'smollm2' needs control token"):
         get_renderer("smollm2", get_tokenizer("posttrain:llama3"))
 
 

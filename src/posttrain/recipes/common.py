@@ -12,7 +12,7 @@ from posttrain.data.supervised import SupervisedDataset, SupervisedDatasetFromHF
 from posttrain.datum import Datum
 from posttrain.engine.distributed import DistContext
 from posttrain.engine.hosted import Backend, hosted_backend
-from posttrain.errors import PosttrainError
+from posttrain.errors import PosttrainError, RendererError
 from posttrain.messages import to_messages
 from posttrain.recipes.config import RecipeConfig
 from posttrain.renderers import Renderer, get_renderer
@@ -48,7 +48,7 @@ def check_renderer_fits(renderer_name: str, tokenizer_name: str, model_name: str
     try:
         renderer = get_renderer(renderer_name, tokenizer)
         renderer.build_supervised_example([{"role": "user", "content": "hi"}, {"role": "assistant", "content": "ok"}])
-    except KeyError as err:
+    except (KeyError, RendererError) as err:
         raise PosttrainError(f"renderer {renderer_name!r} does not fit model {model_name!r}: {err.args[0]}; "
                              "pick the renderer of the model's family (or leave --renderer out)") from err
     return renderer

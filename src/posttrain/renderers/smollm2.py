@@ -36,12 +36,7 @@ class SmolLM2Renderer(Renderer):
     name = "smollm2"
     merge_text_runs = True
     has_extension_property = True
-
-    def __init__(self, tokenizer: object):
-        super().__init__(tokenizer)
-        # Fail at construction, not at the first render, when the tokenizer lacks the format's tokens.
-        for token in (IM_START, IM_END):
-            self.special_id(token)
+    control_tokens = (IM_START, IM_END)
 
     def check_messages(self, messages: list[Message]) -> None:
         reject_tools(messages, self.name)
