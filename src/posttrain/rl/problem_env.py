@@ -15,8 +15,8 @@ from __future__ import annotations
 from abc import abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
 
+from posttrain.messages import MessageLike
 from posttrain.payload import ModelInput
 from posttrain.renderers.base import Renderer
 from posttrain.rl.types import Action, Env, EnvGroupBuilder, StepResult, StopCondition
@@ -26,7 +26,7 @@ class ProblemEnv(Env):
     """A question with a reference answer. Subclasses implement :meth:`check_answer` and :meth:`check_format`."""
 
     def __init__(self, renderer: Renderer, question: str, answer: str,
-                 few_shot: Sequence[dict[str, Any]] = (), format_coef: float = 0.1):
+                 few_shot: Sequence[MessageLike] = (), format_coef: float = 0.1):
         self.renderer = renderer
         self.question = question
         self.answer = answer
@@ -37,7 +37,7 @@ class ProblemEnv(Env):
     def stop_condition(self) -> StopCondition:
         return self.renderer.get_stop_sequences()
 
-    def messages(self) -> list[dict[str, Any]]:
+    def messages(self) -> list[MessageLike]:
         return [*self.few_shot, {"role": "user", "content": self.question}]
 
     @abstractmethod
