@@ -76,7 +76,7 @@ def do_group_rollouts(sampling_client: Any, builders: Sequence[EnvGroupBuilder],
         for slots in batches.values():  # submit every batch before waiting on any
             seed = None if params.seed is None else params.seed + calls
             calls += 1
-            call_params = replace(params, stop=list(slots[0].stop), seed=seed)
+            call_params = replace(params, stop=slots[0].stop, seed=seed)
             pending.append((slots, _submit(sampling_client, [s.ob for s in slots], call_params)))
         active = []
         for slots, outcomes in pending:

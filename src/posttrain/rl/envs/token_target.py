@@ -22,7 +22,7 @@ class TokenTargetEnv(Env):
             raise ValueError("the prompt needs at least one token")
         self.prompt = [int(t) for t in prompt]
         self.targets = frozenset(int(t) for t in targets)
-        self.stop: StopCondition = list(stop or [])
+        self.stop: StopCondition = stop if stop is not None else []
 
     def initial_observation(self) -> tuple[ModelInput, StopCondition]:
         return ModelInput.from_ints(self.prompt), self.stop
