@@ -17,6 +17,8 @@ from rich.table import Table
 from posttrain.cli.args import non_empty, non_negative_int, positive_int
 from posttrain.recipes.dpo import RECIPES as DPO_RECIPES
 from posttrain.recipes.dpo import DPOConfig, dpo_recipe_config, run_dpo
+from posttrain.recipes.rl import ENVS, RLConfig, rl_recipe_config, run_distill, run_rl
+from posttrain.recipes.rl import RECIPES as RL_RECIPES
 from posttrain.recipes.sft import RECIPES as SFT_RECIPES
 from posttrain.recipes.sft import SFTConfig, recipe_config, run_sft
 from posttrain.train_on_what import TrainOnWhat
@@ -34,6 +36,16 @@ def positive_float(text: str) -> float:
     return value
 
 
+def non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be at least 0, got {value}")
+    return value
+
+
 def print_summary(result: LoopResult, out: str, curves: list[tuple[str, str, str | None]]) -> None:
     """``curves``: (label, metric key, final-eval key or None) — first value → last (or final eval)."""
     rows = result.metrics
@@ -44,7 +56,7 @@ def print_summary(result: LoopResult, out: str, curves: list[tuple[str, str, str
         if values:
             last = result.final_eval.get(final_key, values[-1]) if final_key else values[-1]
             table.add_row(label, f"{values[0]:.4f} → {last:.4f}" + (" (final weights)" if final_key else ""))
-    table.add_row("tokens", f"{sum(r.get('num_tokens', 0) for r in rows):,}")
+    table.add_row("tokens", f"{int(sum(r.get('num_tokens', 0) for r in rows)):,}")
     table.add_row("time", f"{result.seconds:.1f} s" + (f" ({result.extra['note']})" if "note" in result.extra else ""))
     table.add_row("metrics", f"{out}/metrics.jsonl")
     if result.plot_path:
@@ -81,7 +93,7 @@ def run_dpo_command(args: argparse.Namespace) -> int:
 
 
 def add_common_args(p: argparse.ArgumentParser, recipes: dict[str, dict[str, object]], what: str) -> None:
-    p.add_argument("--recipe", default="default", choices=sorted(recipes),
+    p.add_argument("--recipe", choices=sorted(recipes), default="default",
                    help=f"settings to start from (default: %(default)s); every flag overrides them. {what}")
     p.add_argument("--model", dest="model_name", type=non_empty,
                    help="HF hub id, local model folder, or posttrain:smollm2-135m-instruct / posttrain:tiny-llama3 / "
@@ -139,10 +151,59 @@ def add_dpo_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[typ
     p.set_defaults(func=run_dpo_command)
 
 
+def run_rl_command(args: argparse.Namespace) -> int:
+    cfg = rl_recipe_config(args.recipe, **_overrides(args, RLConfig))
+    result = run_distill(cfg) if args.loop == "distill" else run_rl(cfg)
+    if cfg.show_progress:
+        curves: list[tuple[str, str, str | None]] = ([("teacher KL", "teacher_kl", None)] if args.loop == "distill" else
+                  [("mean reward", "env/all/reward/total", None),
+                   ("held-out reward", "test/env/all/reward/total", "test/env/all/reward/total")])
+        print_summary(result, cfg.log_path, curves)
+    return 0
+
+
+def add_rl_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--group-size", type=positive_int, help="samples per prompt (advantages are centred per group)")
+    p.add_argument("--groups-per-batch", dest="batch_size", type=positive_int, help="prompts per batch")
+    p.add_argument("--max-tokens", type=positive_int, help="tokens sampled per turn")
+    p.add_argument("--temperature", type=non_negative_float, help="sampling temperature")
+    p.add_argument("--num-substeps", type=positive_int, help="optimizer steps per batch")
+    p.add_argument("--kl-penalty-coef", type=non_negative_float,
+                   help="rl: KL penalty against the starting weights; distill: weight of the teacher's reverse KL")
+    p.add_argument("--load-checkpoint", dest="load_checkpoint_path", type=non_empty,
+                   help="start from a training-state checkpoint's weights (e.g. after SFT)")
+
+
+def add_rl_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser("rl", help="reinforcement learning with a verifiable reward (tinker-cookbook's RL loop)",
+                       description="Sample groups with the current weights, centre rewards per group, train with "
+                                   "importance_sampling or ppo. Env failures and length-capped samples are recorded "
+                                   "in metrics.jsonl and the run goes on.")
+    add_common_args(p, RL_RECIPES, "default: arithmetic on SmolLM2-135M; token_target: a task a tiny model learns "
+                                   "in seconds")
+    p.add_argument("--env", choices=ENVS, help="environment")
+    p.add_argument("--loss-fn", choices=("importance_sampling", "ppo"), help="policy-gradient loss")
+    add_rl_args(p)
+    p.set_defaults(func=run_rl_command, recipe="default")
+
+
+def add_distill_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser("distill", help="on-policy distillation from a teacher with the same tokenizer",
+                       description="The student samples replies to prompts, the teacher scores them with "
+                                   "compute_logprobs, and the student trains on −reverse KL (importance_sampling).")
+    add_common_args(p, RL_RECIPES, "use distill")
+    p.add_argument("--teacher", dest="teacher_model", type=non_empty, help="teacher model (same tokenizer)")
+    p.add_argument("--dataset", type=non_empty, help="conversations whose prompts to use (default: the shipped)")
+    add_rl_args(p)
+    p.set_defaults(func=run_rl_command, recipe="distill")
+
+
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    p = sub.add_parser("train", help="train a model: sft, dpo",
+    p = sub.add_parser("train", help="train a model: sft, dpo, rl, distill",
                        description="Training loops on the local engine (or the hosted tinker service). Under "
                                    "torchrun the same command runs data-parallel.")
     loops = p.add_subparsers(dest="loop", required=True, metavar="LOOP")
     add_sft_parser(loops)
     add_dpo_parser(loops)
+    add_rl_parser(loops)
+    add_distill_parser(loops)

@@ -25,10 +25,8 @@ import torch.nn.functional as F
 
 from posttrain.datum import Datum
 from posttrain.errors import PosttrainError
-from posttrain.payload import ModelInput
 from posttrain.training.loop import TrainingLoop
-
-REFERENCE_FILE = "reference.json"
+from posttrain.training.reference import Reference
 
 
 def dpo_loss(policy: Sequence[torch.Tensor], reference: Sequence[np.ndarray], weights: Sequence[np.ndarray],
@@ -50,23 +48,6 @@ def dpo_loss(policy: Sequence[torch.Tensor], reference: Sequence[np.ndarray], we
                   "rejected_reward": float(r.mean())}
 
 
-def full_sequence(datum: Datum) -> list[int]:
-    return [*datum.input_tokens.tolist(), int(datum.target_tokens[-1])]
-
-
-class Reference:
-    """Starting-weight logprobs of datums' target tokens."""
-
-    def __init__(self, client: Any = None, sampler: Any = None):
-        self.client, self.sampler = client, sampler
-
-    def logprobs(self, data: list[Datum]) -> list[np.ndarray]:
-        if self.client is not None:
-            return self.client.compute_base_logprobs(data).result()
-        futures = [self.sampler.compute_logprobs(ModelInput.from_ints(full_sequence(d))) for d in data]
-        return [np.asarray(f.result()[1:], dtype=np.float32) for f in futures]
-
-
 class DPOLoop(TrainingLoop):
     title = "dpo"
     plot_series = (("dpo_loss", "train loss"), ("test/dpo_loss", "test loss"), ("accuracy", "train accuracy"),
@@ -77,22 +58,11 @@ class DPOLoop(TrainingLoop):
         if beta <= 0:
             raise PosttrainError(f"beta must be positive, got {beta}")
         self.beta = beta
-        self.reference = Reference()
+        self.reference: Reference | None = None
 
     def prepare(self, client: Any, resumed: bool) -> None:
-        if not self.backend.hosted and self.cfg.lora_rank > 0:
-            self.reference = Reference(client=client)
-            return
-        record = self.run_folder.path / REFERENCE_FILE
-        if resumed:
-            import json
-
-            path = json.loads(record.read_text())["sampler_path"]
-        else:  # the starting weights, kept for the whole run (and for resumes)
-            path = client.save_weights_for_sampler("reference").result().path
-            if self.is_main:
-                self.run_folder.write_json(REFERENCE_FILE, {"sampler_path": path})
-        self.reference = Reference(sampler=self.backend.service.create_sampling_client(model_path=path))
+        self.reference = Reference.for_run(client, self.backend, self.run_folder, self.cfg.lora_rank, resumed,
+                                           self.is_main)
 
     def _loss_fn(self, data: list[Datum], reference: list[np.ndarray]) -> Any:
         weights = [d.weights for d in data]
@@ -103,6 +73,7 @@ class DPOLoop(TrainingLoop):
         return fn
 
     def submit(self, client: Any, data: list[Datum], adam: Any) -> dict[str, Any]:
+        assert self.reference is not None, "prepare() sets the reference"
         reference = self.reference.logprobs(data)
         fwd = client.forward_backward_custom(self.backend.datums(data), self._loss_fn(data, reference))
         return {"fwd": fwd, "optim": client.optim_step(adam)}
@@ -114,6 +85,7 @@ class DPOLoop(TrainingLoop):
     def evaluate(self, client: Any) -> dict[str, float]:
         out = client.forward(self.backend.datums(self.test_data), "cross_entropy").result()
         policy = [torch.from_numpy(o["logprobs"].to_numpy()) for o in out.loss_fn_outputs]
+        assert self.reference is not None, "prepare() sets the reference"
         reference = self.reference.logprobs(self.test_data)
         _, m = dpo_loss(policy, reference, [d.weights for d in self.test_data], self.beta)
         return {"test/dpo_loss": m["dpo_loss"], "test/accuracy": m["accuracy"], "test/margin": m["margin"]}

@@ -48,6 +48,23 @@ class LoopConfig:
     weight_decay: float = 0.0
     grad_clip_norm: float = 0.0
     show_progress: bool = False
+    load_checkpoint_path: str | None = None  # start from these weights (fresh optimizer), as tinker-cookbook
+
+
+def adam_params(cfg: LoopConfig, backend: Backend, lr: float) -> Any:
+    return backend.adam(AdamParams(learning_rate=lr, beta1=cfg.adam_beta1, beta2=cfg.adam_beta2, eps=cfg.adam_eps,
+                                   weight_decay=cfg.weight_decay, grad_clip_norm=cfg.grad_clip_norm))
+
+
+def make_training_client(service: Any, cfg: LoopConfig, resume: dict[str, Any] | None) -> Any:
+    """Resume (weights + optimizer), start from a checkpoint's weights, or start fresh (LoRA or full)."""
+    if resume is not None:
+        return service.create_training_client_from_state_with_optimizer(resume["state_path"])
+    if cfg.load_checkpoint_path:
+        return service.create_training_client_from_state(cfg.load_checkpoint_path)
+    if cfg.lora_rank == 0:
+        return service.create_full_finetune_training_client(cfg.model_name, seed=cfg.seed)
+    return service.create_lora_training_client(cfg.model_name, rank=cfg.lora_rank, seed=cfg.seed)
 
 
 @dataclass
@@ -112,19 +129,6 @@ class TrainingLoop(ABC):
     def evaluate(self, client: Any) -> dict[str, float]: ...
 
     # -- setup ----------------------------------------------------------------------------------------
-    def _client(self, resume: dict[str, Any] | None) -> Any:
-        service = self.backend.service
-        if resume is not None:
-            return service.create_training_client_from_state_with_optimizer(resume["state_path"])
-        if self.cfg.lora_rank == 0:
-            return service.create_full_finetune_training_client(self.cfg.model_name, seed=self.cfg.seed)
-        return service.create_lora_training_client(self.cfg.model_name, rank=self.cfg.lora_rank, seed=self.cfg.seed)
-
-    def _adam(self, lr: float) -> Any:
-        c = self.cfg
-        return self.backend.adam(AdamParams(learning_rate=lr, beta1=c.adam_beta1, beta2=c.adam_beta2, eps=c.adam_eps,
-                                            weight_decay=c.weight_decay, grad_clip_norm=c.grad_clip_norm))
-
     # -- the loop -------------------------------------------------------------------------------------
     def run(self) -> LoopResult:
         start = time.perf_counter()
@@ -132,7 +136,7 @@ class TrainingLoop(ABC):
         if resume is not None and resume.get("name") == "final":
             return self._result(start, resume, note="already complete")
         steps_done = resume["step"] if resume else 0
-        client = self._client(resume)
+        client = make_training_client(self.backend.service, self.cfg, resume)
         self.prepare(client, resumed=resume is not None)
         log = MetricsLog(self.run_folder.metrics_path, keep_before_step=steps_done) if self.is_main else None
         first_epoch, first_batch = (resume["epoch"], resume["batch"]) if resume else (0, 0)
@@ -167,7 +171,7 @@ class TrainingLoop(ABC):
         metrics: dict[str, Any] = {"step": step, "epoch": epoch, "learning_rate": lr}
         if self.test_data and self.cfg.eval_every > 0 and step % self.cfg.eval_every == 0:
             metrics.update(self.evaluate(client))
-        futures = self.submit(client, data, self._adam(lr))
+        futures = self.submit(client, data, adam_params(self.cfg, self.backend, lr))
         save = None
         if self.cfg.save_every > 0 and (step + 1) % self.cfg.save_every == 0 and step + 1 < self.total_steps:
             # queued after this step's update; overwrite: a crash may have left it saved but unrecorded

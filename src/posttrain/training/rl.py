@@ -1,0 +1,235 @@
+"""Reinforcement learning and on-policy distillation: tinker-cookbook's ``rl/train.py`` (synchronous)
+and ``distillation/train_on_policy.py`` on any ServiceClient.
+
+Per batch: a sampling snapshot of the current weights → every group of the batch rolled out together
+→ advantages → datums (target tokens, sampler logprobs, advantages; 0 on observation tokens) →
+``num_substeps`` × (``forward_backward(..., "importance_sampling" | "ppo")`` + ``optim_step``).
+
+* RL advantages: ``reward - group mean``; groups whose rewards are all equal are dropped (they carry no
+  gradient). An optional KL penalty against the starting weights adds ``coef · (mean_kl - kl_t)`` to each
+  action token's advantage, ``kl_t = logp_sampler - logp_start`` (the reference's form).
+* Distillation: prompts only, reward 0; the teacher's ``compute_logprobs`` on the student's own samples
+  gives the per-token reverse KL ``logp_student - logp_teacher``, and the advantage is
+  ``-kl_penalty_coef · reverse_kl``. Metric ``teacher_kl``.
+
+Metrics use the reference's names: ``env/all/reward/total``, ``env/all/by_group/frac_mixed``,
+``frac_all_good``, ``frac_all_bad``, ``ac_tokens_per_turn``, ``optim/kl_sample_train_v1`` (sampler
+minus trainer logprobs on action tokens: near 0 when they agree), ``optim/entropy``, ``learning_rate``.
+Sampling seeds are a function of (seed, batch), so a resumed run repeats the uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from posttrain.datum import Datum
+from posttrain.engine.hosted import Backend
+from posttrain.engine.types import SamplingParams
+from posttrain.errors import PosttrainError
+from posttrain.rl import (
+    RLDataset,
+    TrajectoryGroup,
+    assemble_training_data,
+    compute_advantages,
+    do_group_rollouts,
+    remove_constant_reward_groups,
+    remove_mask,
+    trajectory_metrics,
+)
+from posttrain.training.loop import LoopConfig, LoopResult, adam_params, make_training_client
+from posttrain.training.metrics import MetricsLog, progress_bar, read_metrics
+from posttrain.training.plot import plot_curves
+from posttrain.training.reference import Reference, sequence_logprobs
+from posttrain.training.run_folder import RunFolder
+from posttrain.training.schedule import lr_multiplier
+
+
+@dataclass
+class RLLoopConfig(LoopConfig):
+    max_tokens: int = 32
+    temperature: float = 1.0
+    top_k: int = -1
+    loss_fn: str = "importance_sampling"
+    num_substeps: int = 1
+    kl_penalty_coef: float = 0.0
+    remove_constant_groups: bool = True
+
+
+def _masked(data: list[Datum], key: str) -> np.ndarray:
+    return np.concatenate([d.extra[key][d.extra["mask"] > 0] for d in data]) if data else np.zeros(0)
+
+
+class RLLoop:
+    title = "rl"
+    plot_series: tuple[tuple[str, str], ...] = (("env/all/reward/total", "reward"),
+                                                 ("test/env/all/reward/total", "held-out reward"))
+
+    def __init__(self, cfg: RLLoopConfig, backend: Backend, run: RunFolder, train: RLDataset,
+                 test: RLDataset | None = None, is_main: bool = True):
+        if cfg.loss_fn not in ("importance_sampling", "ppo"):
+            raise PosttrainError(f"loss_fn must be importance_sampling or ppo, got {cfg.loss_fn!r}")
+        if cfg.num_substeps < 1:
+            raise PosttrainError(f"num_substeps must be at least 1, got {cfg.num_substeps}")
+        self.cfg, self.backend, self.run_folder = cfg, backend, run
+        self.train, self.test, self.is_main = train, test, is_main
+        self.total_steps = min(len(train), cfg.max_steps) if cfg.max_steps is not None else len(train)
+        self.reference: Reference | None = None
+
+    # -- the method's hooks ---------------------------------------------------------------------------
+    def prepare(self, client: Any, resumed: bool) -> None:
+        if self.cfg.kl_penalty_coef > 0:
+            self.reference = Reference.for_run(client, self.backend, self.run_folder, self.cfg.lora_rank, resumed,
+                                               self.is_main)
+
+    def make_data(self, groups: list[TrajectoryGroup]) -> tuple[list[Datum], dict[str, float]]:
+        if self.cfg.remove_constant_groups:
+            groups = remove_constant_reward_groups(groups)
+        data = assemble_training_data(groups, compute_advantages(groups), include_mask=True)
+        metrics: dict[str, float] = {"num_groups_trained": float(len(groups))}
+        if data and self.reference is not None:
+            metrics.update(self._kl_penalty(data, self.reference.logprobs(data)))
+        return data, metrics
+
+    def _kl_penalty(self, data: list[Datum], start: list[np.ndarray]) -> dict[str, float]:
+        kls = [(d.extra["logprobs"] - s) * d.extra["mask"] for d, s in zip(data, start, strict=True)]
+        mean_kl = float(sum(k.sum() for k in kls) / max(sum(d.extra["mask"].sum() for d in data), 1.0))
+        for d, kl in zip(data, kls, strict=True):
+            d.extra["advantages"] = (d.extra["advantages"]
+                                     + self.cfg.kl_penalty_coef * (mean_kl - kl) * d.extra["mask"]).astype(np.float32)
+        return {"kl_policy_start": mean_kl}
+
+    # -- one step ---------------------------------------------------------------------------------------
+    def _params(self, step: int, greedy: bool = False) -> SamplingParams:
+        return SamplingParams(max_tokens=self.cfg.max_tokens, seed=self.cfg.seed * 1_000_003 + step,
+                              temperature=0.0 if greedy else self.cfg.temperature, top_k=self.cfg.top_k)
+
+    def step(self, client: Any, step: int) -> dict[str, Any]:
+        lr = self.cfg.learning_rate * lr_multiplier(self.cfg.lr_schedule, step, self.total_steps, self.cfg.warmup_steps)
+        metrics: dict[str, Any] = {"step": step, "epoch": 0, "learning_rate": lr,
+                                   "progress": (step + 1) / self.total_steps}
+        if self.test is not None and self.cfg.eval_every > 0 and step % self.cfg.eval_every == 0:
+            metrics.update(self.evaluate(client))
+        sampler = client.save_weights_and_get_sampling_client()
+        groups = do_group_rollouts(sampler, self.train.get_batch(step), self._params(step))
+        metrics.update(trajectory_metrics(groups))
+        data, extra = self.make_data(groups)
+        metrics.update(extra)
+        if not data:  # every trajectory failed or was dropped: record it and go on
+            metrics["optim/skipped"] = 1.0
+            return metrics
+        metrics.update(self._train(client, data, lr))
+        return metrics
+
+    def _train(self, client: Any, data: list[Datum], lr: float) -> dict[str, float]:
+        parts = [list(p) for p in np.array_split(np.arange(len(data)), self.cfg.num_substeps) if len(p)]
+        first: list[np.ndarray] = []
+        for k, part in enumerate(parts):
+            batch = [remove_mask(data[i]) for i in part]
+            fwd = client.forward_backward(self.backend.datums(batch), self.cfg.loss_fn)
+            opt = client.optim_step(adam_params(self.cfg, self.backend, lr))
+            logprobs = [o["logprobs"].to_numpy() for o in fwd.result().loss_fn_outputs]
+            opt.result()
+            if k == 0:
+                first = logprobs
+        head = [data[i] for i in parts[0]]
+        sampled = _masked(head, "logprobs")
+        trained = np.concatenate([lp[d.extra["mask"] > 0] for lp, d in zip(first, head, strict=True)])
+        return {"optim/kl_sample_train_v1": float(np.mean(sampled - trained)) if len(sampled) else 0.0,
+                "optim/entropy": float(-np.mean(_masked(data, "logprobs"))) if data else 0.0,
+                "num_datums": float(len(data)), "num_tokens": float(sum(len(d) for d in data))}
+
+    def evaluate(self, client: Any) -> dict[str, float]:
+        assert self.test is not None
+        sampler = client.save_weights_and_get_sampling_client()
+        groups = [g for i in range(len(self.test))
+                  for g in do_group_rollouts(sampler, self.test.get_batch(i), self._params(i, greedy=True))]
+        return {f"test/{k}": v for k, v in trajectory_metrics(groups).items() if k.startswith("env/all/reward")}
+
+    # -- the loop -------------------------------------------------------------------------------------
+    def run(self) -> LoopResult:
+        start = time.perf_counter()
+        resume = self.run_folder.last_checkpoint()
+        if resume is not None and resume.get("name") == "final":
+            return self._result(start, resume, "already complete")
+        first = resume["batch"] if resume else 0
+        client = make_training_client(self.backend.service, self.cfg, resume)
+        self.prepare(client, resume is not None)
+        log = MetricsLog(self.run_folder.metrics_path, keep_before_step=first) if self.is_main else None
+        with progress_bar(self.cfg.show_progress and self.is_main, self.title) as bar:
+            task = bar.add_task(self.title, total=self.total_steps, completed=first, status="")
+            for step in range(first, self.total_steps):
+                t0 = time.perf_counter()
+                m = self.step(client, step)
+                m["time/step"] = time.perf_counter() - t0
+                if log is not None:
+                    log.write(m)
+                self._maybe_save(client, step)
+                shown = [f"{label} {m[key]:.3f}" for key, label in self.plot_series if isinstance(m.get(key), float)]
+                bar.update(task, completed=step + 1, status=" · ".join(shown))
+        final = self._save_final(client)
+        if log is not None:
+            log.close()
+        return self._result(start, final)
+
+    def _maybe_save(self, client: Any, step: int) -> None:
+        done = step + 1
+        if self.cfg.save_every > 0 and done % self.cfg.save_every == 0 and done < self.total_steps:
+            path = client.save_state(f"step_{done:06d}", overwrite=True).result().path
+            if self.is_main:
+                self.run_folder.record_checkpoint({"name": f"step_{done:06d}", "step": done, "epoch": 0,
+                                                   "batch": done, "state_path": path})
+
+    def _save_final(self, client: Any) -> dict[str, Any]:
+        state = client.save_state("final", overwrite=True).result().path
+        sampler = client.save_weights_for_sampler("final_sampler").result().path
+        record: dict[str, Any] = {"name": "final", "step": self.total_steps, "epoch": 1, "batch": 0,
+                                  "state_path": state, "sampler_path": sampler}
+        if self.test is not None:
+            record["eval"] = self.evaluate(client)
+        if self.is_main:
+            self.run_folder.record_checkpoint(record)
+        return record
+
+    def _result(self, start: float, final: dict[str, Any], note: str = "") -> LoopResult:
+        rows = read_metrics(self.run_folder.metrics_path)
+        plot = None
+        if self.is_main and rows:
+            plot = str(plot_curves(rows, self.plot_series, self.run_folder.path / "curves.png",
+                                   f"{self.title} · {self.cfg.model_name}"))
+        return LoopResult(steps=final["step"], metrics=rows, final_state_path=final.get("state_path"),
+                          final_sampler_path=final.get("sampler_path"), final_eval=final.get("eval", {}),
+                          plot_path=plot, seconds=time.perf_counter() - start, extra={"note": note} if note else {})
+
+
+class DistillLoop(RLLoop):
+    """On-policy distillation: the student samples, the teacher scores, the advantage is −coef · reverse KL.
+
+    A student must already put some mass where the teacher does: a randomly initialised one samples
+    tokens uniformly from the whole vocabulary and almost never meets the teacher's choices (start it
+    from a checkpoint with ``load_checkpoint_path``, e.g. after a short SFT)."""
+
+    title = "distill"
+    plot_series = (("teacher_kl", "teacher KL"),)
+
+    def __init__(self, *args: Any, teacher: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.teacher = teacher  # a SamplingClient of the teacher model
+
+    def prepare(self, client: Any, resumed: bool) -> None:
+        """No start-weight reference: the teacher is the anchor."""
+
+    def make_data(self, groups: list[TrajectoryGroup]) -> tuple[list[Datum], dict[str, float]]:
+        data = assemble_training_data(groups, [np.zeros(len(g.trajectories), np.float32) for g in groups],
+                                      include_mask=True)
+        if not data:
+            return data, {}
+        teacher = sequence_logprobs(self.teacher, data)
+        kls = [(d.extra["logprobs"] - t) * d.extra["mask"] for d, t in zip(data, teacher, strict=True)]
+        mean_kl = float(sum(k.sum() for k in kls) / max(sum(d.extra["mask"].sum() for d in data), 1.0))
+        for d, kl in zip(data, kls, strict=True):
+            d.extra["advantages"] = (d.extra["advantages"] - self.cfg.kl_penalty_coef * kl).astype(np.float32)
+        return data, {"teacher_kl": mean_kl}
