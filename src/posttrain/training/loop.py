@@ -204,22 +204,36 @@ class TrainingLoop(ABC):
                                                "epoch": epoch, "batch": batch, "state_path": path})
 
     def _save_final(self, client: Any) -> dict[str, Any]:
-        state = client.save_state("final", overwrite=True).result().path
-        sampler = client.save_weights_for_sampler("final_sampler").result().path
-        record: dict[str, Any] = {"name": "final", "step": self.total_steps, "epoch": self.cfg.num_epochs,
-                                  "batch": 0, "state_path": state, "sampler_path": sampler}
-        if self.test_data:
-            record["eval"] = self.evaluate(client)
-        if self.is_main:
-            self.run_folder.record_checkpoint(record)
-        return record
+        return save_final(client, self.run_folder, self.total_steps, self.cfg.num_epochs,
+                          self.evaluate if self.test_data else None, self.is_main)
 
     def _result(self, start: float, final: dict[str, Any], note: str = "") -> LoopResult:
-        rows = read_metrics(self.run_folder.metrics_path)
-        plot = None
-        if self.is_main and rows:
-            plot = str(plot_curves(rows, self.plot_series, self.run_folder.path / "curves.png",
-                                   f"{self.title} · {self.cfg.model_name}"))
-        return LoopResult(steps=final["step"], metrics=rows, final_state_path=final.get("state_path"),
-                          final_sampler_path=final.get("sampler_path"), final_eval=final.get("eval", {}),
-                          plot_path=plot, seconds=time.perf_counter() - start, extra={"note": note} if note else {})
+        return loop_result(self.run_folder, f"{self.title} · {self.cfg.model_name}", self.plot_series, start, final,
+                           note, self.is_main)
+
+
+def save_final(client: Any, run: RunFolder, steps: int, epoch: int, evaluate: Callable[[Any], dict[str, float]] | None,
+               is_main: bool) -> dict[str, Any]:
+    """The final training state and sampler weights, the final evaluation, and their record."""
+    state = client.save_state("final", overwrite=True).result().path
+    sampler = client.save_weights_for_sampler("final_sampler").result().path
+    record: dict[str, Any] = {"name": "final", "step": steps, "epoch": epoch, "batch": 0, "state_path": state,
+                              "sampler_path": sampler}
+    if evaluate is not None:
+        record["eval"] = evaluate(client)
+    if is_main:
+        run.record_checkpoint(record)
+    return record
+
+
+def loop_result(run: RunFolder, title: str, series: tuple[tuple[str, str], ...], start: float,
+                final: dict[str, Any], note: str, is_main: bool) -> LoopResult:
+    """The run's metrics and its plot; the final evaluation is the curves' last point."""
+    rows = read_metrics(run.metrics_path)
+    plot = None
+    if is_main and rows:
+        points = rows + ([{"step": final["step"], **final["eval"]}] if final.get("eval") else [])
+        plot = str(plot_curves(points, series, run.path / "curves.png", title))
+    return LoopResult(steps=final["step"], metrics=rows, final_state_path=final.get("state_path"),
+                      final_sampler_path=final.get("sampler_path"), final_eval=final.get("eval", {}),
+                      plot_path=plot, seconds=time.perf_counter() - start, extra={"note": note} if note else {})

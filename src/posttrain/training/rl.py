@@ -40,9 +40,15 @@ from posttrain.rl import (
     remove_mask,
     trajectory_metrics,
 )
-from posttrain.training.loop import LoopConfig, LoopResult, adam_params, make_training_client
-from posttrain.training.metrics import MetricsLog, progress_bar, read_metrics
-from posttrain.training.plot import plot_curves
+from posttrain.training.loop import (
+    LoopConfig,
+    LoopResult,
+    adam_params,
+    loop_result,
+    make_training_client,
+    save_final,
+)
+from posttrain.training.metrics import MetricsLog, progress_bar
 from posttrain.training.reference import Reference, sequence_logprobs
 from posttrain.training.run_folder import RunFolder
 from posttrain.training.schedule import lr_multiplier
@@ -184,25 +190,12 @@ class RLLoop:
                                                    "batch": done, "state_path": path})
 
     def _save_final(self, client: Any) -> dict[str, Any]:
-        state = client.save_state("final", overwrite=True).result().path
-        sampler = client.save_weights_for_sampler("final_sampler").result().path
-        record: dict[str, Any] = {"name": "final", "step": self.total_steps, "epoch": 1, "batch": 0,
-                                  "state_path": state, "sampler_path": sampler}
-        if self.test is not None:
-            record["eval"] = self.evaluate(client)
-        if self.is_main:
-            self.run_folder.record_checkpoint(record)
-        return record
+        return save_final(client, self.run_folder, self.total_steps, 1, self.evaluate if self.test else None,
+                          self.is_main)
 
     def _result(self, start: float, final: dict[str, Any], note: str = "") -> LoopResult:
-        rows = read_metrics(self.run_folder.metrics_path)
-        plot = None
-        if self.is_main and rows:
-            plot = str(plot_curves(rows, self.plot_series, self.run_folder.path / "curves.png",
-                                   f"{self.title} · {self.cfg.model_name}"))
-        return LoopResult(steps=final["step"], metrics=rows, final_state_path=final.get("state_path"),
-                          final_sampler_path=final.get("sampler_path"), final_eval=final.get("eval", {}),
-                          plot_path=plot, seconds=time.perf_counter() - start, extra={"note": note} if note else {})
+        return loop_result(self.run_folder, f"{self.title} · {self.cfg.model_name}", self.plot_series, start, final,
+                           note, self.is_main)
 
 
 class DistillLoop(RLLoop):
