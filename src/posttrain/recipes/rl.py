@@ -31,7 +31,7 @@ TOKEN_TARGET_PROMPT = (1, 2, 3, 4, 5)
 
 
 @dataclass
-class RLConfig(RecipeConfig):
+class RLConfig(RecipeConfig, RLLoopConfig):
     """``batch_size`` is groups per batch (``--groups-per-batch``); ``max_steps`` the number of batches."""
 
     log_path: str = "runs/rl"
@@ -39,12 +39,6 @@ class RLConfig(RecipeConfig):
     group_size: int = 4
     max_steps: int | None = 20
     max_tokens: int = 16
-    temperature: float = 1.0
-    top_k: int = -1
-    loss_fn: str = "importance_sampling"
-    num_substeps: int = 1
-    kl_penalty_coef: float = 0.0
-    remove_constant_groups: bool = True
     eval_groups: int = 16
     teacher_model: str | None = None  # distillation only
     recipe: str = "rl"
@@ -64,7 +58,7 @@ class RLConfig(RecipeConfig):
 
 
 RECIPES: dict[str, dict[str, Any]] = {
-    "default": dict(env="arithmetic", batch_size=8, group_size=4, max_steps=12, max_tokens=12, learning_rate=1e-4,
+    "default": dict(env="arithmetic", batch_size=8, group_size=4, max_steps=12, max_tokens=12, learning_rate=3e-4,
                     eval_every=4, save_every=6, lora_rank=32, log_path="runs/rl"),
     "token_target": dict(env="token_target", model_name="posttrain:tiny-smollm2", batch_size=4, group_size=8,
                          max_steps=20, max_tokens=1, top_k=8, learning_rate=5e-3, eval_every=0, save_every=10,
