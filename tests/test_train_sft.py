@@ -135,6 +135,10 @@ def test_resume_after_kill_mid_epoch_is_exact(conversations, tmp_path):
     run_sft(tiny_config(conversations, killed, max_steps=None, num_epochs=2, eval_every=3, save_every=3,
                         resume=True))
     assert without_timings(read_metrics(killed / "metrics.jsonl")) == want
+    from posttrain.parity import diff_runs
+    from posttrain.parity.artifacts import read_run
+
+    assert diff_runs(read_run(straight), read_run(killed)).match  # only timings and paths differ
 
 
 def test_existing_folders_are_never_written_over(conversations, tmp_path):
