@@ -1,0 +1,58 @@
+"""``posttrain train`` from the command line, and the learning-rate schedules against their formulas."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from posttrain.cli import main
+from posttrain.default_data import default_dataset_path
+from posttrain.errors import PosttrainError
+from posttrain.training.schedule import lr_multiplier
+
+
+@pytest.mark.parametrize(("schedule", "formula"), [
+    ("linear", lambda s, t: 1 - s / t),
+    ("cosine", lambda s, t: 0.5 * (1 + math.cos(math.pi * s / t))),
+    ("constant", lambda s, t: 1.0),
+])
+def test_schedules(schedule, formula):
+    for step in range(10):
+        assert lr_multiplier(schedule, step, 10) == pytest.approx(formula(step, 10))
+    # warmup: (s + 1) / w of the scheduled value during the first w steps
+    assert lr_multiplier(schedule, 1, 10, warmup_steps=4) == pytest.approx(formula(1, 10) * 2 / 4)
+    assert lr_multiplier(schedule, 4, 10, warmup_steps=4) == pytest.approx(formula(4, 10))
+    with pytest.raises(PosttrainError, match="unknown learning-rate schedule 'step'"):
+        lr_multiplier("step", 0, 10)
+
+
+def test_train_sft_command(tmp_path, capsys):
+    data = tmp_path / "conv.jsonl"
+    data.write_text("".join(default_dataset_path().read_text().splitlines(keepends=True)[:12]))
+    out = tmp_path / "run"
+    code = main(["train", "sft", "--model", "posttrain:tiny-smollm2", "--dataset", str(data), "--test-size", "4",
+                 "--batch-size", "4", "--max-length", "96", "--lr", "5e-3", "--lr-schedule", "cosine",
+                 "--lora-rank", "4", "--eval-every", "1", "--save-every", "0", "--out", str(out)])
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "train NLL" in printed and "curves.png" in printed
+    config = json.loads((out / "config.json").read_text())
+    assert config["lr_schedule"] == "cosine" and config["batch_size"] == 4 and config["recipe"] == "default"
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [0, 1] and all("test/nll" in r for r in rows)
+    assert rows[1]["learning_rate"] == pytest.approx(5e-3 * 0.5 * (1 + math.cos(math.pi / 2)))
+
+
+def test_train_errors_are_one_line(tmp_path, capsys):
+    code = main(["train", "sft", "--model", "posttrain:smollm2-135m-instruct", "--renderer", "llama3",
+                 "--out", str(tmp_path / "run")])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1
+    assert err.startswith("posttrain train: error: renderer 'llama3' does not fit model")
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", "dpo", "--batch-size", "0"])
+    assert exit_info.value.code == 2
+    assert "argument --batch-size: must be at least 1, got 0" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
