@@ -37,7 +37,7 @@ def test_train_sft_command(tmp_path, capsys):
                  "--lora-rank", "4", "--eval-every", "1", "--save-every", "0", "--out", str(out)])
     assert code == 0
     printed = capsys.readouterr().out
-    assert "train NLL" in printed and "curves.png" in printed
+    assert "train NLL" in printed and "test NLL" in printed and "plot" in printed  # rich may wrap the paths
     config = json.loads((out / "config.json").read_text())
     assert config["lr_schedule"] == "cosine" and config["batch_size"] == 4 and config["recipe"] == "default"
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
