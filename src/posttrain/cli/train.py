@@ -66,12 +66,21 @@ def print_summary(result: LoopResult, out: str, curves: list[tuple[str, str, str
     Console().print(table)
 
 
+def _quiet_libraries() -> None:
+    """transformers draws its own progress bars (GGUF conversion, weight loading); ours is the one to read."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    hf_logging.set_verbosity_error()
+
+
 def _overrides(args: argparse.Namespace, cls: type) -> dict[str, object]:
     names = {f.name for f in fields(cls)}
     return {k: v for k, v in vars(args).items() if k in names and v is not None}
 
 
 def run_sft_command(args: argparse.Namespace) -> int:
+    _quiet_libraries()
     cfg = recipe_config(args.recipe, **_overrides(args, SFTConfig))
     result = run_sft(cfg)
     if cfg.show_progress:
@@ -80,6 +89,7 @@ def run_sft_command(args: argparse.Namespace) -> int:
 
 
 def run_dpo_command(args: argparse.Namespace) -> int:
+    _quiet_libraries()
     cfg = dpo_recipe_config(args.recipe, **_overrides(args, DPOConfig))
     result = run_dpo(cfg)
     if cfg.show_progress:
@@ -152,6 +162,7 @@ def add_dpo_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[typ
 
 
 def run_rl_command(args: argparse.Namespace) -> int:
+    _quiet_libraries()
     cfg = rl_recipe_config(args.recipe, **_overrides(args, RLConfig))
     result = run_distill(cfg) if args.loop == "distill" else run_rl(cfg)
     if cfg.show_progress:
