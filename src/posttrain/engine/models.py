@@ -14,9 +14,6 @@ in fp32.
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +21,7 @@ from typing import Any
 
 import torch
 
+from posttrain.cache_folder import write_once
 from posttrain.errors import PosttrainError
 from posttrain.tokenizer import OFFLINE_PREFIX, Tokenizer, cache_dir, get_tokenizer
 
@@ -70,7 +68,7 @@ def _tiny_folder(tokenizer_name: str) -> Callable[[], tuple[Path, str]]:
         key = tokenizer_name.removeprefix(OFFLINE_PREFIX)
         target = cache_dir() / "models" / f"tiny-{key}-{tok.vocab_size}-seed{TINY_SEED}-v1"
         if not (target / "config.json").exists():
-            _write_once(target, lambda out: _write_tiny(tok, out))
+            write_once(target, lambda out: _write_tiny(tok, out))
         return target, tokenizer_name
 
     return build
@@ -102,20 +100,6 @@ OFFLINE_MODELS: dict[str, Callable[[], tuple[Path, str]]] = {
     "posttrain:tiny-llama3": _tiny_folder("posttrain:llama3"),
     "posttrain:tiny-smollm2": _tiny_folder("posttrain:smollm2"),
 }
-
-
-def _write_once(target: Path, write: Callable[[Path], None]) -> None:
-    """Write a cache folder through a temp folder and a rename: never half a folder."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=".tmp-"))
-    try:
-        write(tmp)
-        os.replace(tmp, target)
-    except OSError:
-        if not target.exists():
-            raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def resolve_model(name: str) -> tuple[str, str]:

@@ -7,13 +7,12 @@ posttrain cache and loaded with ``transformers.AutoTokenizer``.
 
 from __future__ import annotations
 
-import os
 import shutil
-import tempfile
 import zipfile
 from functools import cache, partial
 from pathlib import Path
 
+from posttrain.cache_folder import write_once
 from posttrain.errors import TokenizerNotAvailableError
 from posttrain.tokenizer import Tokenizer, cache_dir, register_offline_source
 
@@ -34,16 +33,14 @@ def packaged_folder(name: str) -> Path:
     stat = archive.stat()
     target = cache_dir() / "tokenizers" / f"{name}-{stat.st_size}-{int(stat.st_mtime)}"
     if not (target / "tokenizer.json").exists():
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(dir=target.parent))
-        with zipfile.ZipFile(archive) as zf:
-            member = next(n for n in zf.namelist() if n.endswith("tokenizer.json"))
-            (tmp / "tokenizer.json").write_bytes(zf.read(member))
-        shutil.copy(src / "tokenizer_config.json", tmp / "tokenizer_config.json")
-        try:
-            os.replace(tmp, target)
-        except OSError:  # another process won the race
-            shutil.rmtree(tmp, ignore_errors=True)
+
+        def unpack(tmp: Path) -> None:
+            with zipfile.ZipFile(archive) as zf:
+                member = next(n for n in zf.namelist() if n.endswith("tokenizer.json"))
+                (tmp / "tokenizer.json").write_bytes(zf.read(member))
+            shutil.copy(src / "tokenizer_config.json", tmp / "tokenizer_config.json")
+
+        write_once(target, unpack)
     return target
 
 

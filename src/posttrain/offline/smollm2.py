@@ -12,13 +12,11 @@ compile llama.cpp, and the file is all posttrain needs. The package is located, 
 from __future__ import annotations
 
 import importlib.util
-import os
-import shutil
-import tempfile
 from collections.abc import Callable
 from functools import cache
 from pathlib import Path
 
+from posttrain.cache_folder import write_once
 from posttrain.errors import TokenizerNotAvailableError
 from posttrain.tokenizer import Tokenizer, cache_dir, register_offline_source
 
@@ -49,17 +47,7 @@ def _converted(kind: str, write: Callable[[Path, Path], None]) -> Path:
     target = cache_dir() / kind / f"smollm2-135m-instruct-{stat.st_size}-{int(stat.st_mtime)}"
     if (target / "config.json").exists() or (target / "tokenizer.json").exists():
         return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=".tmp-"))
-    try:
-        write(src, tmp)
-        os.replace(tmp, target)
-    except OSError:
-        if not target.exists():
-            raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return target
+    return write_once(target, lambda out: write(src, out))
 
 
 def _write_tokenizer(src: Path, out: Path) -> None:
