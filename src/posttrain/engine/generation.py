@@ -12,6 +12,7 @@ import inspect
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -106,8 +107,11 @@ def generate(model: torch.nn.Module, prompts: Sequence[Sequence[int]], params: S
     ids, mask = ids.to(device), mask.to(device)
     positions = (mask.cumsum(-1) - 1).clamp(min=0)
     # transformers 5.x renamed past_key_values to cache; take whichever this model's forward has
-    cache_kw = {_cache_arg(model): DynamicCache()}
+    cache_kw: dict[str, Any] = {_cache_arg(model): DynamicCache()}
+    if "logits_to_keep" in inspect.signature(model.forward).parameters:
+        cache_kw["logits_to_keep"] = 1  # the prefill needs only the last position's logits
     logits = model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True, **cache_kw).logits[:, -1]
+    cache_kw.pop("logits_to_keep", None)
     tokens: list[list[int]] = [[] for _ in prompts]
     logprobs: list[list[float]] = [[] for _ in prompts]
     done = [False] * len(prompts)
