@@ -55,6 +55,9 @@ class RLConfig(RecipeConfig, RLLoopConfig):
             raise PosttrainError("RL needs max_steps (the number of batches)")
         if self.loss_fn not in ("importance_sampling", "ppo"):
             raise PosttrainError(f"loss_fn must be importance_sampling or ppo, got {self.loss_fn!r}")
+        if self.backend == "tinker":  # rollouts batch every group through the engine's sample_many
+            raise PosttrainError("RL and distillation run on the local backend only for now (rollouts use the "
+                                 "engine's batched sample_many); use --backend local")
 
 
 RECIPES: dict[str, dict[str, Any]] = {
