@@ -9,16 +9,13 @@ A training-state checkpoint is a folder::
 A sampler checkpoint is a folder that ``transformers`` (full fine-tune) or ``peft`` (LoRA adapter, with
 ``base_model_name_or_path`` pointing at a loadable base) read as is, plus ``posttrain_checkpoint.json``.
 
-Folders are written beside the target and renamed into place, so a crash leaves either no
-checkpoint or a whole one. Loading reads and checks everything before touching the model.
+Folders are written beside the target and swapped into place (:func:`posttrain.runfolder.atomic_run_folder`),
+so a crash leaves either no checkpoint or a whole one. Loading reads and checks everything before touching the model.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -28,6 +25,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from posttrain.errors import PosttrainError
+from posttrain.runfolder import atomic_run_folder
 
 META = "posttrain_checkpoint.json"
 WEIGHTS = "weights.safetensors"
@@ -40,25 +38,11 @@ class CheckpointError(PosttrainError, ValueError):
 
 
 def write_atomically(target: Path, write: Callable[[Path], None], overwrite: bool = False) -> None:
-    """Call ``write(tmp_folder)``, then rename the folder to ``target``."""
+    """Call ``write(tmp_folder)``, then swap the folder into ``target`` (see :mod:`posttrain.runfolder`)."""
     if target.exists() and not overwrite:
         raise CheckpointError(f"checkpoint {target} already exists; pass overwrite=True or choose another name")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.tmp-"))
-    old = None
-    try:
+    with atomic_run_folder(target) as tmp:
         write(tmp)
-        for f in tmp.iterdir():  # the data reaches the disk before the rename makes it visible
-            with open(f, "rb") as fh:
-                os.fsync(fh.fileno())
-        if target.exists():
-            old = target.with_name(f".{target.name}.old-{os.getpid()}")
-            os.replace(target, old)
-        os.replace(tmp, target)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
 
 
 def write_meta(folder: Path, meta: Mapping[str, Any]) -> None:
