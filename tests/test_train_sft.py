@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import textwrap
@@ -210,12 +209,6 @@ DDP_SCRIPT = textwrap.dedent("""
 """)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_two_process_gloo_run_equals_one_process(conversations, tmp_path):
     single = tmp_path / "single"
     run_sft(tiny_config(conversations, single, max_steps=3))
@@ -223,9 +216,11 @@ def test_two_process_gloo_run_equals_one_process(conversations, tmp_path):
     script.write_text(DDP_SCRIPT)
     ddp = tmp_path / "ddp"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_addr=127.0.0.1",
-                    f"--master_port={_free_port()}", str(script), str(conversations), str(ddp)],
-                   check=True, env=env, capture_output=True, timeout=300)
+    # --standalone: torchrun picks a free local port itself (no window for another process to take it)
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                           str(script), str(conversations), str(ddp)], env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr[-4000:]
     one, two = read_metrics(single / "metrics.jsonl"), read_metrics(ddp / "metrics.jsonl")
     assert [r["step"] for r in two] == [0, 1, 2]
     for a, b in zip(one, two, strict=True):
