@@ -14,7 +14,7 @@ from posttrain.cli import main
 from posttrain.data.builders import ChatDatasetConfig, FromConversationFileBuilder
 from posttrain.data.sources import stream_conversations
 from posttrain.data.streaming import StreamingSupervisedDataset
-from posttrain.data.supervised import conversation_to_datum
+from posttrain.data.supervised import conversation_to_datum, datum_target_counts, example_to_datum
 from posttrain.errors import InputError
 from posttrain.prepare import PrepareConfig, run_prepare
 
@@ -203,3 +203,36 @@ def test_rendering_errors_in_a_dataset_folder_name_split_and_row(tmp_path):
     datasets.Dataset.from_list(rows).to_parquet(str(repo / "data" / "train-00000-of-00001.parquet"))
     with pytest.raises(InputError, match=rf"^{repo}\[train\]:2: train_on_what=last_assistant_message trains no"):
         run_prepare(PrepareConfig(input=str(repo), out=str(tmp_path / "r"), batch_size=1), show_progress=False)
+
+
+def test_datum_target_counts_equal_the_built_datums(llama3_tokenizer):
+    # prepare counts targets without building datums; the counts must be those of the datums.
+    renderer = get_renderer("llama3", llama3_tokenizer)
+    rows = [_row("q " * (i % 7), "a " * (i * 3 % 40)) for i in range(40)]
+    rows += [{"messages": [*_row("x")["messages"], *_row("y " * 9, "z z")["messages"]]}]
+    for messages in (r["messages"] for r in rows):
+        example = renderer.build_supervised_example(messages, "all_assistant_messages")
+        for max_length in (2, 12, 30, None):
+            n = len(example.tokens) if max_length is None else min(len(example.tokens), max_length)
+            expected = (n - 1, sum(1 for w in example.weights[1:n] if w != 0))
+            if expected[1] == 0:
+                with pytest.raises(NothingToTrainError):
+                    datum_target_counts(example, max_length)
+                with pytest.raises(NothingToTrainError):
+                    example_to_datum(example, max_length, "none")
+                continue
+            datum = example_to_datum(example, max_length, "none")
+            assert datum_target_counts(example, max_length) == expected
+            assert (len(datum), int((datum.weights != 0).sum())) == expected
+
+
+def test_prepare_counts_equal_the_datums_of_every_row(tmp_path, llama3_tokenizer):
+    renderer = get_renderer("llama3", llama3_tokenizer)
+    rows = [_row(f"question {i} " + "x " * (i % 9), "answer " * (i % 50 + 1)) for i in range(120)]
+    src = _write(tmp_path / "rows.jsonl", [json.dumps(r) for r in rows])
+    s = run_prepare(PrepareConfig(input=str(src), out=str(tmp_path / "r"), max_length=40, batch_size=8,
+                                  workers=2), show_progress=False)
+    datums = [conversation_to_datum(r["messages"], renderer, 40, "last_assistant_message", "none") for r in rows]
+    assert s.target_tokens == sum(len(d) for d in datums)
+    assert s.trained_tokens == sum(int((d.weights != 0).sum()) for d in datums)
+    assert s.truncated == sum(1 for r in rows if len(renderer.build_supervised_example(r["messages"]).tokens) > 40)

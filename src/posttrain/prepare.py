@@ -22,7 +22,11 @@ from typing import Any, Literal
 import datasets
 
 from posttrain.data.sources import SkipReport, load_conversations_with_report, source_label
-from posttrain.data.supervised import SupervisedDatasetFromHFDataset, conversation_to_datum, example_to_datum
+from posttrain.data.supervised import (
+    SupervisedDatasetFromHFDataset,
+    conversation_to_datum,
+    datum_target_counts,
+)
 from posttrain.datum import Datum
 from posttrain.errors import InputError, PosttrainError
 from posttrain.messages import to_messages
@@ -116,14 +120,14 @@ def _count_rows(ds: datasets.Dataset, renderer: Renderer, cfg: PrepareConfig) ->
         for offset, (messages, line) in enumerate(zip(chunk["messages"], chunk[LINE], strict=True)):
             try:
                 example = renderer.build_supervised_example(messages, train_on)
-                datum = example_to_datum(example, cfg.max_length, REDUCTION)
+                targets, trained = datum_target_counts(example, cfg.max_length)  # without building it
             except PosttrainError as err:
                 counts.failed.append((start + offset, line, str(err)))
                 continue
             counts.tokens += len(example.tokens)
             counts.truncated += len(example.tokens) > cfg.max_length
-            counts.targets += len(datum)
-            counts.trained += int(datum.weights.astype(bool).sum())
+            counts.targets += targets
+            counts.trained += trained
         return counts
 
     return count

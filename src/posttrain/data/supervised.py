@@ -71,17 +71,28 @@ def example_to_datum(
 ) -> Datum:
     """The datum of a rendered example: truncate, shift, check something is left to train, reduce."""
     _check_reduction(reduction)
-    tokens, weights = example.tokens, example.weights
-    datum = datum_from_tokens_weights(tokens, weights, max_length)
-    if not datum.weights.any():
-        # Renderers never return an example without a trained token, so truncation removed them all.
-        first = next((i for i, w in enumerate(weights) if i > 0 and w > 0), len(tokens))
-        raise NothingToTrainError(f"max_length {max_length} cuts this conversation ({len(tokens)} tokens) before "
-                                  f"its first trained token (position {first}); nothing left to train")
+    datum = datum_from_tokens_weights(example.tokens, example.weights, max_length)
+    datum_target_counts(example, max_length)
     if reduction == "mean":
         total = float(datum.weights.sum())
         datum = Datum(datum.input_chunks, datum.target_tokens, (datum.weights / total).astype(np.float32))
     return datum
+
+
+def datum_target_counts(example: SupervisedExample, max_length: int | None) -> tuple[int, int]:
+    """``(targets, trained targets)`` of the example's datum, without building it (the same
+    truncation to the first ``max_length`` tokens). Raises :class:`NothingToTrainError` when no
+    target carries weight."""
+    tokens, weights = example.tokens, example.weights
+    n = len(tokens) if max_length is None else min(len(tokens), max_length)
+    target_weights = list(weights[1:n])  # a list already when a renderer made the example
+    trained = len(target_weights) - target_weights.count(0.0)  # weights are never negative
+    if trained == 0:
+        # Renderers never return an example without a trained token, so truncation removed them all.
+        first = next((i for i, w in enumerate(weights) if i > 0 and w > 0), len(tokens))
+        raise NothingToTrainError(f"max_length {max_length} cuts this conversation ({len(tokens)} tokens) before "
+                                  f"its first trained token (position {first}); nothing left to train")
+    return n - 1, trained
 
 
 def _check_fns(map_fn: MapFn | None, flatmap_fn: FlatMapFn | None) -> None:

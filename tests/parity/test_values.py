@@ -11,11 +11,11 @@ from typing import Any
 
 import pytest
 
-from posttrain import get_renderer, to_messages
+from posttrain import to_messages
 from posttrain.cli import main
 from posttrain.parity.artifacts import content_hash, read_run
 from posttrain.parity.schema import ArtifactError
-from tests.test_parity_ordering import (
+from tests.parity.runs import (
     N_ROWS,
     Faults,
     build_pipeline_run,
@@ -24,21 +24,6 @@ from tests.test_parity_ordering import (
     reshuffled,
     write_rows,
 )
-
-
-@pytest.fixture(scope="module")
-def renderer(llama3_tokenizer):
-    return get_renderer("llama3", llama3_tokenizer)
-
-
-@pytest.fixture(scope="module")
-def rows_file(tmp_path_factory) -> Path:
-    return write_rows(tmp_path_factory.mktemp("rows") / "rows.jsonl", [conversation(i) for i in range(N_ROWS)])
-
-
-@pytest.fixture(scope="module")
-def good(tmp_path_factory, rows_file, renderer) -> Path:
-    return build_pipeline_run(tmp_path_factory.mktemp("good") / "run", rows_file, renderer, Faults())
 
 
 def edited(run: Path, dest: Path, name: str, edit: Callable[[Any], Any], rehash: bool = True) -> Path:
@@ -70,13 +55,13 @@ def _trained_targets(renderer, k: int) -> int:
     return int(sum(renderer.build_supervised_example(msgs).weights[1:]))
 
 
-def test_weights_scaled_by_half(good, tmp_path):
+def test_weights_scaled_by_half(reference, tmp_path):
     def halve(d: dict[str, Any]) -> None:
         d["loss_fn_inputs"]["weights"]["data"] = [w * 0.5 for w in d["loss_fn_inputs"]["weights"]["data"]]
 
-    bad = edited(good, tmp_path / "b", "first_batch_payload.json", each_datum(halve))
-    report = diff(good, bad)
-    assert not report.match and main(["parity", "diff", str(good), str(bad)]) == 1
+    bad = edited(reference, tmp_path / "b", "first_batch_payload.json", each_datum(halve))
+    report = diff(reference, bad)
+    assert not report.match and main(["parity", "diff", str(reference), str(bad)]) == 1
     (f,) = report.find("weight_difference")
     assert (f.evidence["kind"], f.evidence["factor"]) == ("scaled", 0.5)
     assert f.summary.startswith("weights scaled by 0.5 in B in 4 of 4 datums")
@@ -86,8 +71,8 @@ def test_weights_scaled_by_half(good, tmp_path):
 
 
 @pytest.mark.parametrize("in_config", [True, False])
-def test_weights_normalised_per_datum(good, rows_file, renderer, tmp_path, in_config):
-    a = good if in_config else build_pipeline_run(tmp_path / "a", rows_file, renderer, Faults(write_reduction=False))
+def test_weights_normalised_per_datum(reference, rows_file, renderer, tmp_path, in_config):
+    a = reference if in_config else build_pipeline_run(tmp_path / "a", rows_file, renderer, Faults(write_reduction=False))
     b = build_pipeline_run(tmp_path / "b", rows_file, renderer, Faults(reduction="mean", write_reduction=in_config))
     report = diff(a, b)
     (f,) = report.find("weight_difference")
@@ -105,11 +90,11 @@ def test_weights_normalised_per_datum(good, rows_file, renderer, tmp_path, in_co
         assert f.evidence["config_cause"] is False and "reduction" not in f.summary
 
 
-def test_targets_not_shifted(good, tmp_path):
+def test_targets_not_shifted(reference, tmp_path):
     def unshift(d: dict[str, Any]) -> None:
         d["loss_fn_inputs"]["target_tokens"]["data"] = _inputs(d)
 
-    report = diff(good, edited(good, tmp_path / "b", "first_batch_payload.json", each_datum(unshift)))
+    report = diff(reference, edited(reference, tmp_path / "b", "first_batch_payload.json", each_datum(unshift)))
     (f,) = report.find("targets_not_shifted")
     assert f.evidence["side"] == "B" and [i["index"] for i in f.evidence["items"]] == [0, 1, 2, 3]
     assert "run B: 4 datum(s) contradict themselves" in f.summary
@@ -118,29 +103,29 @@ def test_targets_not_shifted(good, tmp_path):
     assert report.root_causes[0].fix == "build datums as input = tokens[:-1], target_tokens = tokens[1:]"
 
 
-def test_target_that_does_not_follow_the_input(good, tmp_path):
+def test_target_that_does_not_follow_the_input(reference, tmp_path):
     def bump(batch: dict[str, Any]) -> dict[str, Any]:
         batch["datums"][1]["loss_fn_inputs"]["target_tokens"]["data"][5] += 1
         return batch
 
-    report = diff(good, edited(good, tmp_path / "b", "first_batch_payload.json", bump))
+    report = diff(reference, edited(reference, tmp_path / "b", "first_batch_payload.json", bump))
     (f,) = report.find("inconsistent_datum")
     (item,) = f.evidence["items"]
-    inputs = _inputs(json.loads((good / "parity" / "first_batch_payload.json").read_text())["datums"][1])
+    inputs = _inputs(json.loads((reference / "parity" / "first_batch_payload.json").read_text())["datums"][1])
     assert item["index"] == 1
     assert item["problems"] == [f"targets do not follow the inputs: target[5] = {inputs[6] + 1} but input[6] = {inputs[6]}"]
 
 
-def test_loss_fn_inputs_disagree_with_model_input(good, tmp_path):
+def test_loss_fn_inputs_disagree_with_model_input(reference, tmp_path):
     def break_two(batch: dict[str, Any]) -> dict[str, Any]:
         lfi = batch["datums"][2]["loss_fn_inputs"]
         lfi["weights"]["shape"] = [lfi["weights"]["shape"][0] + 1]
         batch["datums"][3]["loss_fn_inputs"]["target_tokens"]["data"].pop()
         return batch
 
-    report = diff(good, edited(good, tmp_path / "b", "first_batch_payload.json", break_two))
+    report = diff(reference, edited(reference, tmp_path / "b", "first_batch_payload.json", break_two))
     (f,) = report.find("inconsistent_datum")
-    batch = json.loads((good / "parity" / "first_batch_payload.json").read_text())
+    batch = json.loads((reference / "parity" / "first_batch_payload.json").read_text())
     n2, n3 = len(_inputs(batch["datums"][2])), len(_inputs(batch["datums"][3]))
     assert [(i["index"], i["problems"]) for i in f.evidence["items"]] == [
         (2, [f"loss_fn_inputs.weights.shape is [{n2 + 1}] but data has {n2} values"]),
@@ -150,14 +135,14 @@ def test_loss_fn_inputs_disagree_with_model_input(good, tmp_path):
     assert not report.match
 
 
-def test_token_count_that_disagrees_with_all_tokens(good, tmp_path):
+def test_token_count_that_disagrees_with_all_tokens(reference, tmp_path):
     def miscount(rendered: dict[str, Any]) -> dict[str, Any]:
         rendered["samples"][3]["token_count"] += 1
         return rendered
 
-    report = diff(good, edited(good, tmp_path / "b", "rendered_samples.json", miscount))
+    report = diff(reference, edited(reference, tmp_path / "b", "rendered_samples.json", miscount))
     (f,) = report.find("inconsistent_sample")
-    n = len(json.loads((good / "parity" / "rendered_samples.json").read_text())["samples"][3]["all_tokens"])
+    n = len(json.loads((reference / "parity" / "rendered_samples.json").read_text())["samples"][3]["all_tokens"])
     assert f.evidence["items"][0]["problems"] == [f"token_count {n + 1} but all_tokens has {n} tokens"]
     assert f.evidence["side"] == "B" and not report.match
 
@@ -172,10 +157,10 @@ def test_duplicate_conversations_match_themselves(renderer, tmp_path):
     assert main(["parity", "diff", str(run), str(copy)]) == 0
 
 
-def test_timing_metrics_do_not_make_runs_differ(good, tmp_path):
+def test_timing_metrics_do_not_make_runs_differ(reference, tmp_path):
     a, b = tmp_path / "a", tmp_path / "b"
-    shutil.copytree(good, a)
-    shutil.copytree(good, b)
+    shutil.copytree(reference, a)
+    shutil.copytree(reference, b)
     line = '{{"step": {s}, "loss": 2.5, "time": {t}, "step_time": {t}, "time/total": {t}, "tokens_per_sec": {t}}}\n'
     (a / "metrics.jsonl").write_text(line.format(s=0, t=1.5) + line.format(s=1, t=3.0), encoding="utf-8")
     (b / "metrics.jsonl").write_text(line.format(s=0, t=2.25) + line.format(s=1, t=4.0), encoding="utf-8")
@@ -187,12 +172,12 @@ def test_timing_metrics_do_not_make_runs_differ(good, tmp_path):
 
 
 @pytest.mark.parametrize("key", ["reduction", "train_on_what"])
-def test_reduction_and_train_on_what_are_compared(good, tmp_path, key):
+def test_reduction_and_train_on_what_are_compared(reference, tmp_path, key):
     def change(cfg: dict[str, Any]) -> dict[str, Any]:
         cfg[key] = "mean" if key == "reduction" else "all_messages"
         return cfg
 
-    report = diff(good, edited(good, tmp_path / "b", "config.json", change))
+    report = diff(reference, edited(reference, tmp_path / "b", "config.json", change))
     (f,) = report.find("config_difference")
     assert f.data_difference and list(f.evidence["fields"]) == [key]
 
@@ -242,13 +227,13 @@ MALFORMED = [
 
 
 @pytest.mark.parametrize(("name", "edit", "message"), MALFORMED, ids=[m[2].split(":")[0] + "-" + m[0] for m in MALFORMED])
-def test_malformed_artifact_is_one_line_error(good, tmp_path, capsys, name, edit, message):
-    bad = edited(good, tmp_path / "bad", name, edit, rehash=False)
+def test_malformed_artifact_is_one_line_error(reference, tmp_path, capsys, name, edit, message):
+    bad = edited(reference, tmp_path / "bad", name, edit, rehash=False)
     path = bad / ("config.json" if name == "config.json" else f"parity/{name}")
     with pytest.raises(ArtifactError) as err:
         read_run(bad)
     assert str(err.value) == f"{path}: {message}"
     capsys.readouterr()
-    assert main(["parity", "diff", str(good), str(bad)]) == 2
+    assert main(["parity", "diff", str(reference), str(bad)]) == 2
     out, errors = capsys.readouterr()
     assert out == "" and errors == f"posttrain parity: error: {path}: {message}\n"

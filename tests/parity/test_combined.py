@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import pytest
 
-from posttrain import get_renderer, to_messages
+from posttrain import to_messages
 from posttrain.parity.report import render_markdown
-from tests.test_parity_ordering import (
+from tests.parity.runs import (
     N_ROWS,
     Faults,
     build_pipeline_run,
@@ -23,8 +23,7 @@ PORT_MAX = 40
 
 
 @pytest.fixture(scope="module")
-def report(tmp_path_factory, llama3_tokenizer):
-    renderer = get_renderer("llama3", llama3_tokenizer)
+def report(tmp_path_factory, renderer):
     tmp = tmp_path_factory.mktemp("combined")
     rows = write_rows(tmp / "rows.jsonl", [conversation(i) for i in range(N_ROWS)])
     reference = build_pipeline_run(tmp / "reference", rows, renderer, Faults(epoch_reshuffle=0))
@@ -32,8 +31,7 @@ def report(tmp_path_factory, llama3_tokenizer):
     return diff(reference, port)
 
 
-def _length(llama3_tokenizer, source_row: int) -> int:
-    renderer = get_renderer("llama3", llama3_tokenizer)
+def _length(renderer, source_row: int) -> int:
     return len(renderer.build_supervised_example(to_messages(conversation(source_row))).tokens)
 
 
@@ -71,13 +69,13 @@ def test_findings_per_layer(report):
     assert (order.evidence["mechanism"]["side"], order.evidence["mechanism"]["seed"]) == ("A", 0)
 
 
-def test_datum_lengths_decomposed(report, llama3_tokenizer):
+def test_datum_lengths_decomposed(report, renderer):
     snapshot = reshuffled(N_ROWS, 0)  # the builder's shuffle: snapshot position → source row
     second = reshuffled(N_ROWS, 0)  # set_epoch(0) in the reference: batch position → snapshot position
     (delta,) = report.find("length_delta")
     d0 = delta.evidence["datums"][0]
-    len_a = _length(llama3_tokenizer, snapshot[second[0]]) - 1  # A's datum 0, not cut at 2048
-    counterfactual = _length(llama3_tokenizer, snapshot[0]) - 1  # B's row 0 as A would build it
+    len_a = _length(renderer, snapshot[second[0]]) - 1  # A's datum 0, not cut at 2048
+    counterfactual = _length(renderer, snapshot[0]) - 1  # B's row 0 as A would build it
     assert (d0["len_a"], d0["len_b"]) == (len_a, PORT_MAX - 1)
     assert d0["different_sample"] == counterfactual - len_a and d0["extra_bos"] == 2
     # B's 39 inputs hold 3 BOS; A's datum of that row holds 1 BOS and counterfactual - 1 other tokens.

@@ -18,7 +18,6 @@ from typing import Any
 import numpy as np
 import pytest
 
-from posttrain import get_renderer
 from posttrain.cli import main
 from posttrain.datum import Datum, datum_from_tokens_weights
 from posttrain.parity.artifacts import read_run, write_run
@@ -107,11 +106,6 @@ def build_run(path: Path, renderer: Renderer, *, max_length: int = 2048, order: 
                         json.dumps(s["messages"], sort_keys=True, separators=(",", ":")).encode()).hexdigest()
             f.write_text(json.dumps(obj, indent=2), encoding="ascii")
     return run
-
-
-@pytest.fixture(scope="module")
-def renderer(llama3_tokenizer):
-    return get_renderer("llama3", llama3_tokenizer)
 
 
 @pytest.fixture(scope="module")
