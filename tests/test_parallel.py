@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import threading
 
 import pytest
 
 from posttrain.parallel import chunk_bounds, ordered_map
+
+
+def _chunk_threads() -> list[str]:
+    return [t.name for t in threading.enumerate() if t.name.startswith("posttrain-chunks")]
 
 
 def _describe(start: int, stop: int) -> tuple[int, int, int, bool]:
@@ -23,6 +28,15 @@ def test_chunks_come_back_in_order_off_the_main_thread(workers):
     assert not any(on_main for _, _, _, on_main in results)
     pids = {pid for _, _, pid, _ in results}
     assert (pids == {os.getpid()}) if workers == 1 else (os.getpid() not in pids)
+    assert _chunk_threads() == []  # the in-process thread ends with the map
+
+
+def test_without_fork_chunks_run_in_process_off_the_main_thread(monkeypatch):
+    monkeypatch.setattr(multiprocessing, "get_all_start_methods", lambda: ["spawn"])
+    results = list(ordered_map(_describe, 100, workers=4, chunk_rows=30))
+    assert [(a, b) for a, b, _, _ in results] == chunk_bounds(100, 30)
+    assert {pid for _, _, pid, _ in results} == {os.getpid()}
+    assert not any(on_main for _, _, _, on_main in results)
 
 
 class ChunkFailed(Exception):
@@ -42,6 +56,7 @@ def test_an_error_in_a_chunk_reaches_the_caller_after_the_chunks_before_it(worke
         for rows in ordered_map(_fail_at_300, 1000, workers=workers, chunk_rows=50):
             seen.append(rows)
     assert seen == [50] * 6
+    assert _chunk_threads() == []
 
 
 def test_closing_early_runs_no_further_chunk_in_process():
@@ -53,5 +68,7 @@ def test_closing_early_runs_no_further_chunk_in_process():
 
     results = ordered_map(record, 100, workers=1, chunk_rows=10)
     assert [next(results), next(results)] == [0, 10]
+    assert _chunk_threads() != []
     results.close()
     assert ran == [0, 10]
+    assert _chunk_threads() == []

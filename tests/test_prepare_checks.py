@@ -7,9 +7,10 @@ import json
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-from posttrain import NothingToTrainError, get_renderer
+from posttrain import NothingToTrainError, PosttrainError, get_renderer
 from posttrain.cli import main
 from posttrain.data.builders import ChatDatasetConfig, FromConversationFileBuilder
 from posttrain.data.sources import stream_conversations
@@ -17,6 +18,7 @@ from posttrain.data.streaming import StreamingSupervisedDataset
 from posttrain.data.supervised import conversation_to_datum, datum_target_counts, example_to_datum
 from posttrain.errors import InputError
 from posttrain.prepare import PrepareConfig, run_prepare
+from posttrain.renderers.base import SupervisedExample
 
 RUN_FILES = ("config.json", "parity/dataset_snapshot.json", "parity/rendered_samples.json",
              "parity/first_batch_payload.json")
@@ -224,6 +226,28 @@ def test_datum_target_counts_equal_the_built_datums(llama3_tokenizer):
             datum = example_to_datum(example, max_length, "none")
             assert datum_target_counts(example, max_length) == expected
             assert (len(datum), int((datum.weights != 0).sum())) == expected
+
+
+@pytest.mark.parametrize(("tokens", "weights", "max_length", "expected"), [
+    ([1, 2, 3, 4], np.array([0.0, 0.0, 1.0, 0.5]), None, (3, 2)),  # numpy weights
+    ((1, 2, 3, 4), (0, 1, 0, 1), 3, (2, 1)),  # tuples, truncated
+    ([1, 2, 3], [0.0, 0.0, 0.0], None, NothingToTrainError),
+    ([1, 2, 3], [0.0, 1.0], None, "tokens and weights must be 1-D of equal length"),
+    ([1], [1.0], None, "a datum needs at least 2 tokens, got 1"),
+    ([1, 2, 3], [0.0, 1.0, 1.0], 1, "max_length must be at least 2, got 1"),
+])
+def test_datum_target_counts_and_the_datum_agree_on_odd_input(tokens, weights, max_length, expected):
+    example = SupervisedExample(tokens, weights, [])
+    if isinstance(expected, tuple):
+        assert datum_target_counts(example, max_length) == expected
+        datum = example_to_datum(example, max_length, "none")
+        assert (len(datum), int(np.count_nonzero(datum.weights))) == expected
+        return
+    error, match = (expected, None) if expected is NothingToTrainError else (PosttrainError, expected)
+    with pytest.raises(error, match=match):
+        datum_target_counts(example, max_length)
+    with pytest.raises(error, match=match):
+        example_to_datum(example, max_length, "none")
 
 
 def test_prepare_counts_equal_the_datums_of_every_row(tmp_path, llama3_tokenizer):

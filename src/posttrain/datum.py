@@ -165,13 +165,21 @@ def datum_from_tokens_weights(
     ws = np.asarray(weights, dtype=np.float32)
     if toks.ndim != 1 or ws.shape != toks.shape:
         raise PosttrainError(f"tokens and weights must be 1-D of equal length, got {toks.shape} and {ws.shape}")
+    n = datum_sequence_length(len(toks), max_length)
+    toks, ws = toks[:n], ws[:n]
+    return Datum((toks[:-1].copy(),), toks[1:].copy(), ws[1:].copy())
+
+
+def datum_sequence_length(n_tokens: int, max_length: int | None) -> int:
+    """How many of ``n_tokens`` a datum keeps (before the shift): all, or the first ``max_length``.
+    Raises when ``max_length`` is below 2 or fewer than 2 tokens are left."""
     if max_length is not None:
         if max_length < 2:
             raise PosttrainError(f"max_length must be at least 2, got {max_length}")
-        toks, ws = toks[:max_length], ws[:max_length]
-    if len(toks) < 2:
-        raise PosttrainError(f"a datum needs at least 2 tokens, got {len(toks)}")
-    return Datum((toks[:-1].copy(),), toks[1:].copy(), ws[1:].copy())
+        n_tokens = min(n_tokens, max_length)
+    if n_tokens < 2:
+        raise PosttrainError(f"a datum needs at least 2 tokens, got {n_tokens}")
+    return n_tokens
 
 
 def _same_optional(a: np.ndarray | None, b: np.ndarray | None) -> bool:

@@ -5,11 +5,12 @@ pickled; only ``(start, stop)`` bounds go out and each chunk's (small) result co
 Where ``fork`` is unavailable (Windows, or a platform that forbids it) the work runs in-process.
 
 Each process runs the chunks on one dedicated thread, never on its main thread. With glibc, a
-thread allocates from its own malloc arena; the main arena is fragmented by everything loaded
-before (JSON rows, Arrow buffers, the parent's heap that a fork copies), and the tokenizers
-library's many short-lived allocations cost about a third more CPU there (measured in
-``benchmarks/bench_prepare.py``: rendering 5,000 conversations took 7.2–7.8 CPU s on the main
-thread, 5.1–6.0 s on a fresh thread).
+thread allocates from a malloc arena of its own; the main arena is fragmented by everything loaded
+before (JSON rows, Arrow buffers, and in a forked worker the parent's heap), and the tokenizers
+library's many short-lived allocations cost about a third more CPU there (rendering 5,000
+conversations while tuning ``prepare``: 7.2–7.8 CPU s on the main thread, 5.1–6.0 s on a thread of
+its own; ``benchmarks/README.md``). In-process, Ctrl-C therefore takes effect when the current chunk
+ends (under a second for ``prepare``'s 256 rows).
 """
 
 from __future__ import annotations

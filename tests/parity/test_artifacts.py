@@ -87,7 +87,7 @@ def _broken(tmp_path: Path, name: str, edit: Callable[[Any], Any], run_name: str
 
 
 # Missing or mistyped fields are read errors naming the file and the JSON path (more cases:
-# tests/test_parity_values.py::MALFORMED).
+# tests/parity/test_values.py::MALFORMED).
 @pytest.mark.parametrize("name, edit, message", [
     ("dataset_snapshot", lambda o: o.pop("samples"), r"dataset_snapshot\.json: samples: missing$"),
     ("dataset_snapshot", lambda o: o["samples"][0].pop("messages"),

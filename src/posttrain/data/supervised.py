@@ -20,7 +20,7 @@ from typing import Any, Literal
 import datasets
 import numpy as np
 
-from posttrain.datum import Datum, datum_from_tokens_weights
+from posttrain.datum import Datum, datum_from_tokens_weights, datum_sequence_length
 from posttrain.errors import NothingToTrainError, PosttrainError
 from posttrain.messages import MessageLike
 from posttrain.renderers.base import Renderer, SupervisedExample
@@ -72,7 +72,8 @@ def example_to_datum(
     """The datum of a rendered example: truncate, shift, check something is left to train, reduce."""
     _check_reduction(reduction)
     datum = datum_from_tokens_weights(example.tokens, example.weights, max_length)
-    datum_target_counts(example, max_length)
+    if not datum.weights.any():
+        raise _nothing_to_train(example, max_length)
     if reduction == "mean":
         total = float(datum.weights.sum())
         datum = Datum(datum.input_chunks, datum.target_tokens, (datum.weights / total).astype(np.float32))
@@ -80,19 +81,26 @@ def example_to_datum(
 
 
 def datum_target_counts(example: SupervisedExample, max_length: int | None) -> tuple[int, int]:
-    """``(targets, trained targets)`` of the example's datum, without building it (the same
-    truncation to the first ``max_length`` tokens). Raises :class:`NothingToTrainError` when no
-    target carries weight."""
+    """``(targets, trained targets)`` of :func:`example_to_datum`'s datum, without building it: the
+    same truncation, the same errors (lengths, and :class:`NothingToTrainError` when nothing is trained)."""
     tokens, weights = example.tokens, example.weights
-    n = len(tokens) if max_length is None else min(len(tokens), max_length)
+    if len(weights) != len(tokens):
+        raise PosttrainError(f"tokens and weights must be 1-D of equal length, got ({len(tokens)},) and "
+                             f"({len(weights)},)")
+    n = datum_sequence_length(len(tokens), max_length)
     target_weights = list(weights[1:n])  # a list already when a renderer made the example
-    trained = len(target_weights) - target_weights.count(0.0)  # weights are never negative
+    trained = len(target_weights) - target_weights.count(0.0)
     if trained == 0:
-        # Renderers never return an example without a trained token, so truncation removed them all.
-        first = next((i for i, w in enumerate(weights) if i > 0 and w > 0), len(tokens))
-        raise NothingToTrainError(f"max_length {max_length} cuts this conversation ({len(tokens)} tokens) before "
-                                  f"its first trained token (position {first}); nothing left to train")
+        raise _nothing_to_train(example, max_length)
     return n - 1, trained
+
+
+def _nothing_to_train(example: SupervisedExample, max_length: int | None) -> NothingToTrainError:
+    # Renderers never return an example without a trained token, so truncation removed them all.
+    tokens, weights = example.tokens, example.weights
+    first = next((i for i, w in enumerate(weights) if i > 0 and w > 0), len(tokens))
+    return NothingToTrainError(f"max_length {max_length} cuts this conversation ({len(tokens)} tokens) before "
+                               f"its first trained token (position {first}); nothing left to train")
 
 
 def _check_fns(map_fn: MapFn | None, flatmap_fn: FlatMapFn | None) -> None:
