@@ -5,14 +5,16 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import tinker
 
 from posttrain.datum import Datum
 from posttrain.engine.hosted import Backend
 from posttrain.engine.service import ServiceClient
 from posttrain.errors import PosttrainError
 from posttrain.payload import ModelInput
-from posttrain.recipes.rl import rl_recipe_config, run_distill, run_rl
+from posttrain.recipes.rl import TOKEN_TARGET_PROMPT, _token_targets, rl_recipe_config, run_distill, run_rl
 from posttrain.recipes.sft import recipe_config, run_sft
+from posttrain.rl.envs.token_target import TokenTargetDataset
 from posttrain.rl.types import Env, EnvGroupBuilder, RLDataset, StepResult
 from posttrain.training.metrics import read_metrics, without_timings
 from posttrain.training.rl import RLLoop, RLLoopConfig
@@ -122,3 +124,96 @@ def test_bad_settings(tmp_path):
     with pytest.raises(PosttrainError, match="unknown env 'chess'"):
         run_rl(rl_recipe_config("token_target", log_path=str(tmp_path / "c"), env="chess"))
     assert not any((tmp_path / n).exists() for n in "abc")
+
+
+def test_hosted_backend_is_checked_before_any_work(tmp_path, monkeypatch):
+    monkeypatch.delenv("TINKER_API_KEY", raising=False)
+    with pytest.raises(PosttrainError, match="needs TINKER_API_KEY"):
+        run_rl(rl_recipe_config("default", backend="tinker", log_path=str(tmp_path / "a")))
+    with pytest.raises(PosttrainError, match="needs TINKER_API_KEY"):
+        run_distill(rl_recipe_config("distill", backend="tinker", log_path=str(tmp_path / "b")))
+    with pytest.raises(PosttrainError, match="token_target env reads the model's logits: local backend only"):
+        run_rl(rl_recipe_config("token_target", backend="tinker", log_path=str(tmp_path / "c")))
+    assert not any((tmp_path / n).exists() for n in "abc")
+
+
+class _ClientFuture:
+    """tinker 0.38 returns sampling clients as futures of the client."""
+
+    def __init__(self, client):
+        self._client = client
+
+    def result(self):
+        return self._client
+
+
+class _SdkSampler:
+    """The local engine behind tinker.SamplingClient's calls: only the SDK's types may arrive."""
+
+    def __init__(self, inner, seeds: list):
+        self.inner, self.seeds = inner, seeds
+
+    def sample(self, prompt, num_samples, sampling_params):
+        assert isinstance(prompt, tinker.ModelInput), type(prompt)
+        assert isinstance(sampling_params, tinker.SamplingParams), type(sampling_params)
+        self.seeds.append(sampling_params.seed)
+        return self.inner.sample(prompt, num_samples, sampling_params)
+
+    def compute_logprobs(self, prompt):
+        assert isinstance(prompt, tinker.ModelInput), type(prompt)
+        return self.inner.compute_logprobs(prompt)
+
+
+class _SdkTraining:
+    def __init__(self, inner, seeds: list):
+        self.inner, self.seeds = inner, seeds
+
+    def forward_backward(self, data, loss_fn, loss_fn_config=None):
+        assert data and all(isinstance(d, tinker.Datum) for d in data)
+        return self.inner.forward_backward(data, loss_fn, loss_fn_config)
+
+    def optim_step(self, adam_params):
+        assert isinstance(adam_params, tinker.AdamParams)
+        return self.inner.optim_step(adam_params)
+
+    def save_weights_and_get_sampling_client(self, name=None):
+        return _ClientFuture(_SdkSampler(self.inner.save_weights_and_get_sampling_client(name), self.seeds))
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+
+class _SdkService:
+    def __init__(self, inner):
+        self.inner, self.seeds = inner, []
+
+    def create_lora_training_client(self, *args, **kwargs):
+        return _SdkTraining(self.inner.create_lora_training_client(*args, **kwargs), self.seeds)
+
+    def create_sampling_client(self, *args, **kwargs):
+        return _ClientFuture(_SdkSampler(self.inner.create_sampling_client(*args, **kwargs), self.seeds))
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+
+def test_rl_loop_runs_on_the_hosted_path_with_sdk_types_only(tmp_path):
+    """The loop as it runs against tinker.ServiceClient (hosted=True: SDK datums, params, prompts, and
+    sampling clients returned as futures), served here by the local engine."""
+    local = ServiceClient(tmp_path / "ck", device="cpu")
+    service = _SdkService(local)
+    recipe = rl_recipe_config("token_target", log_path=str(tmp_path / "run"), max_steps=10, kl_penalty_coef=0.1)
+    train = TokenTargetDataset(TOKEN_TARGET_PROMPT, _token_targets(local, recipe.model_name), recipe.batch_size,
+                               recipe.group_size, 10)
+    run = RunFolder.open(tmp_path / "run", {"recipe": "test"}, resume=False)
+    result = RLLoop(recipe.loop(), Backend(service, hosted=True), run, train).run()
+    rewards = [r["env/all/reward/total"] for r in result.metrics]
+    assert len(rewards) == 10 and np.mean(rewards[-3:]) > np.mean(rewards[:3]) + 0.2, rewards
+    # Hosted, even a LoRA run's KL reference is a sampler of the start weights (create_sampling_client).
+    assert "kl_policy_start" in result.metrics[0]
+    # One request per prompt; within a step the seeds are seed + i, so a group's members differ.
+    per_step = recipe.batch_size * recipe.group_size
+    assert len(service.seeds) == 10 * per_step
+    first = service.seeds[:per_step]
+    assert first == list(range(first[0], first[0] + per_step))
+    assert len(set(service.seeds)) > per_step  # and the steps use other seeds

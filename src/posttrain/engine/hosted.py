@@ -2,15 +2,17 @@
 
 Training loops take a :class:`Backend`: its ``service`` is either our :class:`ServiceClient` or
 ``tinker.ServiceClient``, and its converters turn posttrain datums and parameters into what that
-service takes. :data:`SDK_METHODS` lists every client method the loops call; a test checks each exists
-in the installed SDK with compatible parameter names.
+service takes. Loops sample through :meth:`Backend.sampler`, which for the hosted service is a
+:class:`HostedSampler` (the engine's batched ``sample_many`` as one ``sample`` request per prompt).
+:data:`SDK_METHODS` lists every client method the loops call; a test checks each exists in the
+installed SDK with compatible parameter names.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from posttrain.datum import Datum
@@ -86,6 +88,40 @@ class Backend:
         if self.hosted:
             return to_tinker_model_input(tokens)
         return tokens if isinstance(tokens, ModelInput) else ModelInput.from_ints(tokens)
+
+    def sampler(self, client: Any) -> Any:
+        """What a ``create_sampling_client``-like call returned, ready for the loops: posttrain prompts
+        and parameters in, ``sample_many`` available. The SDK returns a future of the client (using the
+        future as the client is deprecated since tinker 0.38); the engine returns the client."""
+        result = getattr(client, "result", None)
+        client = result() if callable(result) else client
+        return HostedSampler(client, self) if self.hosted else client
+
+
+@dataclass
+class HostedSampler:
+    """A ``tinker.SamplingClient`` behind the engine's sampling calls. ``sample_many`` sends one
+    ``sample`` request per prompt, all in flight at once. Prompt ``i`` gets seed ``seed + i``: the
+    engine draws every row of its batch from one generator, while separate requests with the same seed
+    would give every member of a group (same prompt) the same completion."""
+
+    client: Any
+    backend: Backend
+
+    def sample_many(self, prompts: Sequence[ModelInput | Sequence[int]], num_samples: int,
+                    sampling_params: SamplingParams) -> list[Any]:
+        seed = sampling_params.seed
+        return [self.client.sample(prompt=self.backend.model_input(p), num_samples=num_samples,
+                                   sampling_params=self.backend.sampling_params(
+                                       sampling_params if seed is None else replace(sampling_params, seed=seed + i)))
+                for i, p in enumerate(prompts)]
+
+    def sample(self, prompt: ModelInput | Sequence[int], num_samples: int, sampling_params: SamplingParams) -> Any:
+        return self.client.sample(prompt=self.backend.model_input(prompt), num_samples=num_samples,
+                                  sampling_params=self.backend.sampling_params(sampling_params))
+
+    def compute_logprobs(self, prompt: ModelInput | Sequence[int]) -> Any:
+        return self.client.compute_logprobs(self.backend.model_input(prompt))
 
 
 def local_backend(**kwargs: Any) -> Backend:

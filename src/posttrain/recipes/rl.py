@@ -55,9 +55,8 @@ class RLConfig(RecipeConfig, RLLoopConfig):
             raise PosttrainError("RL needs max_steps (the number of batches)")
         if self.loss_fn not in ("importance_sampling", "ppo"):
             raise PosttrainError(f"loss_fn must be importance_sampling or ppo, got {self.loss_fn!r}")
-        if self.backend == "tinker":  # rollouts batch every group through the engine's sample_many
-            raise PosttrainError("RL and distillation run on the local backend only for now (rollouts use the "
-                                 "engine's batched sample_many); use --backend local")
+        if self.backend == "tinker" and self.env == "token_target":
+            raise PosttrainError("the token_target env reads the model's logits: local backend only")
 
 
 RECIPES: dict[str, dict[str, Any]] = {
@@ -95,8 +94,6 @@ def rl_datasets(cfg: RLConfig, renderer: Any, service: Any) -> tuple[RLDataset, 
                 ArithmeticDataset(cfg.batch_size, 1, test_batches, cfg.seed + 10_000, renderer)
                 if cfg.eval_every > 0 else None)
     if cfg.env == "token_target":
-        if cfg.backend != "local":
-            raise PosttrainError("the token_target env reads the model's logits: local backend only")
         targets = _token_targets(service, cfg.model_name)
         return TokenTargetDataset(TOKEN_TARGET_PROMPT, targets, cfg.batch_size, cfg.group_size, steps), None
     raise PosttrainError(f"unknown env {cfg.env!r}; known: {', '.join(ENVS)}")

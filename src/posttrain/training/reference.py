@@ -24,16 +24,16 @@ def full_sequence(datum: Datum) -> list[int]:
     return [*datum.input_tokens.tolist(), int(datum.target_tokens[-1])]
 
 
-def sequence_logprobs(sampler: Any, data: list[Datum], to_input: Any = ModelInput.from_ints) -> list[np.ndarray]:
-    """Each datum's target logprobs from a SamplingClient (``compute_logprobs`` of the full sequence);
-    ``to_input`` builds the client's model input (the SDK's type for the hosted service)."""
-    futures = [sampler.compute_logprobs(to_input(full_sequence(d))) for d in data]
+def sequence_logprobs(sampler: Any, data: list[Datum]) -> list[np.ndarray]:
+    """Each datum's target logprobs from a sampler (``compute_logprobs`` of the full sequence): the
+    engine's SamplingClient, or the hosted one behind :meth:`~posttrain.engine.hosted.Backend.sampler`."""
+    futures = [sampler.compute_logprobs(ModelInput.from_ints(full_sequence(d))) for d in data]
     return [np.asarray(f.result()[1:], dtype=np.float32) for f in futures]
 
 
 class Reference:
-    def __init__(self, client: Any = None, sampler: Any = None, to_input: Any = ModelInput.from_ints):
-        self.client, self.sampler, self.to_input = client, sampler, to_input
+    def __init__(self, client: Any = None, sampler: Any = None):
+        self.client, self.sampler = client, sampler
 
     @classmethod
     def for_run(cls, client: Any, backend: Any, run: RunFolder, lora_rank: int, resumed: bool,
@@ -47,9 +47,9 @@ class Reference:
             path = client.save_weights_for_sampler("reference").result().path
             if is_main:
                 run.write_json(REFERENCE_FILE, {"sampler_path": path})
-        return cls(sampler=backend.service.create_sampling_client(model_path=path), to_input=backend.model_input)
+        return cls(sampler=backend.sampler(backend.service.create_sampling_client(model_path=path)))
 
     def logprobs(self, data: list[Datum]) -> list[np.ndarray]:
         if self.client is not None:
             return self.client.compute_base_logprobs(data).result()
-        return sequence_logprobs(self.sampler, data, self.to_input)
+        return sequence_logprobs(self.sampler, data)

@@ -119,7 +119,7 @@ class RLLoop:
                                    "progress": (step + 1) / self.total_steps}
         if self.test is not None and self.cfg.eval_every > 0 and step % self.cfg.eval_every == 0:
             metrics.update(self.evaluate(client))
-        sampler = client.save_weights_and_get_sampling_client()
+        sampler = self.backend.sampler(client.save_weights_and_get_sampling_client())
         groups = do_group_rollouts(sampler, self.train.get_batch(step), self._params(step))
         metrics.update(trajectory_metrics(groups))
         data, extra = self.make_data(groups)
@@ -150,7 +150,7 @@ class RLLoop:
 
     def evaluate(self, client: Any) -> dict[str, float]:
         assert self.test is not None
-        sampler = client.save_weights_and_get_sampling_client()
+        sampler = self.backend.sampler(client.save_weights_and_get_sampling_client())
         groups = [g for i in range(len(self.test))
                   for g in do_group_rollouts(sampler, self.test.get_batch(i), self._params(i, greedy=True))]
         return {f"test/{k}": v for k, v in trajectory_metrics(groups).items() if k.startswith("env/all/reward")}
@@ -210,7 +210,7 @@ class DistillLoop(RLLoop):
 
     def __init__(self, *args: Any, teacher: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
-        self.teacher = teacher  # a SamplingClient of the teacher model
+        self.teacher = self.backend.sampler(teacher)  # the teacher model's sampling client
 
     def prepare(self, client: Any, resumed: bool) -> None:
         """No start-weight reference: the teacher is the anchor."""
