@@ -117,8 +117,7 @@ class HostedSampler:
                 for i, p in enumerate(prompts)]
 
     def sample(self, prompt: ModelInput | Sequence[int], num_samples: int, sampling_params: SamplingParams) -> Any:
-        return self.client.sample(prompt=self.backend.model_input(prompt), num_samples=num_samples,
-                                  sampling_params=self.backend.sampling_params(sampling_params))
+        return self.sample_many([prompt], num_samples, sampling_params)[0]
 
     def compute_logprobs(self, prompt: ModelInput | Sequence[int]) -> Any:
         return self.client.compute_logprobs(self.backend.model_input(prompt))
