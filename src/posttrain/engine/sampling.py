@@ -16,11 +16,12 @@ import numpy as np
 import torch
 
 from posttrain.engine import checkpoints as ckpt
+from posttrain.engine.forward import PackedForward
 from posttrain.engine.futures import EngineFuture, OrderedExecutor
 from posttrain.engine.generation import check_params, generate
 from posttrain.engine.lora import merge_lora
 from posttrain.engine.models import BaseModel, load_base_model
-from posttrain.engine.packing import PackedDatum, check_datums, target_logprobs
+from posttrain.engine.packing import PackedDatum, check_datums
 from posttrain.engine.types import SampleResponse, SamplingParams
 from posttrain.errors import PosttrainError
 
@@ -38,6 +39,7 @@ class SamplingClient:
         self.model = model.eval()
         self.base = base
         self.model_path = model_path
+        self._forward = PackedForward(self.model)
         self._executor = OrderedExecutor("posttrain-sample")
 
     @classmethod
@@ -129,5 +131,4 @@ class SamplingClient:
         datum = PackedDatum(np.asarray(tokens[:-1], dtype=np.int64),
                             {"target_tokens": np.asarray(tokens[1:], dtype=np.int64)})
         check_datums([datum], (), self.base.vocab_size, self.base.max_context_length, "compute_logprobs")
-        device = next(self.model.parameters()).device
-        return [None, *target_logprobs(self.model, [datum], device)[0].tolist()]
+        return [None, *self._forward.logprobs([datum])[0].tolist()]

@@ -13,6 +13,7 @@ from typing import Any
 import torch
 
 from posttrain.engine import checkpoints as ckpt
+from posttrain.engine.forward import MemorySettings
 from posttrain.engine.lora import LoraSettings
 from posttrain.engine.models import load_base_model, resolve_device
 from posttrain.engine.sampling import SamplingClient
@@ -22,16 +23,18 @@ from posttrain.errors import PosttrainError
 
 class ServiceClient:
     """``checkpoint_dir``: where checkpoints saved by bare name go (default ``./checkpoints``).
-    ``device``: default CUDA when present, else CPU. ``micro_batch_tokens``: the most tokens packed
-    into one forward pass (larger batches are split and their gradients accumulated)."""
+    ``device``: default CUDA when present, else CPU. Memory (results equal up to floating-point summation order):
+    ``micro_batch_tokens``, the most tokens packed into one forward pass (larger batches are split and
+    their gradients accumulated); ``gradient_checkpointing``, True, False or None (on for micro-batches
+    whose activations would take over a quarter of free memory); ``logprob_chunk_tokens``, tokens per
+    output-layer chunk (default: 2²⁵ logits' worth)."""
 
     def __init__(self, checkpoint_dir: str | os.PathLike[str] = "checkpoints", device: str | None = None,
-                 micro_batch_tokens: int = 8192, **_ignored: Any):
-        if micro_batch_tokens < 1:
-            raise PosttrainError(f"micro_batch_tokens must be positive, got {micro_batch_tokens}")
+                 micro_batch_tokens: int = 8192, gradient_checkpointing: bool | None = None,
+                 logprob_chunk_tokens: int | None = None, **_ignored: Any):
+        self.memory = MemorySettings(micro_batch_tokens, gradient_checkpointing, logprob_chunk_tokens)
         self.checkpoint_dir = Path(checkpoint_dir)
         self.device = resolve_device(device)
-        self.micro_batch_tokens = micro_batch_tokens
 
     def create_lora_training_client(self, base_model: str, rank: int = 32, seed: int | None = None,
                                     train_mlp: bool = True, train_attn: bool = True, train_unembed: bool = True,
@@ -48,7 +51,7 @@ class ServiceClient:
         base = load_base_model(base_model, self.device)
         chosen = seed if seed is not None else int.from_bytes(os.urandom(4), "little")
         return TrainingClient(base, lora=lora, seed=chosen, checkpoint_dir=self.checkpoint_dir,
-                              micro_batch_tokens=self.micro_batch_tokens)
+                              memory=self.memory)
 
     def create_training_client_from_state(self, path: str, base_model: str | None = None) -> TrainingClient:
         """Weights from a training-state checkpoint, fresh optimizer."""

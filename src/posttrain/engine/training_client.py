@@ -7,6 +7,7 @@ call is made, before it is queued, so bad input raises at once and changes nothi
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -16,18 +17,12 @@ import torch
 
 from posttrain.engine import checkpoints as ckpt
 from posttrain.engine.distributed import DistContext
+from posttrain.engine.forward import MemorySettings, PackedForward
 from posttrain.engine.futures import EngineFuture, OrderedExecutor
 from posttrain.engine.lora import LoraSettings, add_lora
 from posttrain.engine.losses import get_loss
 from posttrain.engine.models import BaseModel
-from posttrain.engine.packing import (
-    PackedDatum,
-    as_packed,
-    check_datums,
-    input_tensors,
-    micro_batches,
-    target_logprobs,
-)
+from posttrain.engine.packing import PackedDatum, as_packed, check_datums, input_tensors
 from posttrain.engine.types import (
     AdamParams,
     ForwardBackwardOutput,
@@ -37,20 +32,23 @@ from posttrain.engine.types import (
     SaveWeightsForSamplerResponse,
     SaveWeightsResponse,
 )
-from posttrain.errors import PosttrainError
+from posttrain.errors import NonFiniteError, PosttrainError
 from posttrain.payload import TensorData
 
 CustomLossFn = Callable[[list[Any], list[torch.Tensor]], tuple[torch.Tensor, dict[str, float]]]
 
 
 class TrainingClient:
+    """``memory``: micro-batch size, activation checkpointing and output-layer chunking
+    (:class:`~posttrain.engine.forward.MemorySettings`); results equal up to floating-point summation order."""
+
     def __init__(self, base: BaseModel, *, lora: LoraSettings | None, seed: int, checkpoint_dir: Path,
-                 micro_batch_tokens: int = 8192):
+                 memory: MemorySettings | None = None):
         self.base = base
         self.lora = lora
         self.seed = seed
         self.checkpoint_dir = Path(checkpoint_dir)
-        self.micro_batch_tokens = micro_batch_tokens
+        self.memory = memory or MemorySettings()
         self.dist = DistContext.current()
         self.device = next(base.model.parameters()).device
         if lora is not None:
@@ -60,6 +58,7 @@ class TrainingClient:
             self.model.requires_grad_(True)
         self.model.eval()  # no dropout: a step's loss is a function of the weights and the batch
         self._params = {n: p for n, p in self.model.named_parameters() if p.requires_grad}
+        self._forward = PackedForward(self.model, self.memory)
         self.optimizer = torch.optim.AdamW(list(self._params.values()), lr=0.0, foreach=False)
         self.steps = 0
         self._executor = OrderedExecutor("posttrain-train")
@@ -110,13 +109,15 @@ class TrainingClient:
         return self._executor.submit(self._run_base_logprobs, datums)
 
     def _run_base_logprobs(self, datums: list[PackedDatum]) -> list[np.ndarray]:
-        mine = self.dist.shard(len(datums))
         own: list[np.ndarray] = []
         with torch.no_grad(), self.model.disable_adapter():
-            for group in micro_batches([len(datums[i]) for i in mine], self.micro_batch_tokens):
-                own += [lp.cpu().numpy() for lp in target_logprobs(self.model, [datums[mine[j]] for j in group],
-                                                                   self.device)]
+            for _, lps in self._forward.micro_batches(self._mine(datums)):
+                own += [lp.cpu().numpy() for lp in lps]
         return self.dist.gather(len(datums), own)
+
+    def _mine(self, datums: list[PackedDatum]) -> list[PackedDatum]:
+        """This rank's share of the batch, in order."""
+        return [datums[i] for i in self.dist.shard(len(datums))]
 
     def _datums(self, data: Sequence[Any]) -> list[PackedDatum]:
         return [as_packed(d, i) for i, d in enumerate(data)]
@@ -131,13 +132,12 @@ class TrainingClient:
 
     def _run_loss(self, datums: list[PackedDatum], spec: Any, config: dict[str, float],
                   backward: bool) -> ForwardBackwardOutput:
-        mine = self.dist.shard(len(datums))
+        mine = self._mine(datums)
         logprobs: list[torch.Tensor] = []
         total = 0.0
         with torch.set_grad_enabled(backward):
-            for group in micro_batches([len(datums[i]) for i in mine], self.micro_batch_tokens):
-                batch = [datums[mine[j]] for j in group]
-                lps = target_logprobs(self.model, batch, self.device)
+            for group, lps in self._forward.micro_batches(mine):
+                batch = [mine[j] for j in group]
                 loss = sum((spec.term(lp, input_tensors(d, self.device), config) for lp, d in zip(lps, batch, strict=True)),
                            torch.zeros((), device=self.device))
                 if backward:
@@ -147,18 +147,16 @@ class TrainingClient:
         return self._output(spec.name, len(datums), logprobs, total, {})
 
     def _run_custom(self, data: list[Any], datums: list[PackedDatum], fn: CustomLossFn) -> ForwardBackwardOutput:
-        mine = self.dist.shard(len(datums))
+        shard = self.dist.shard(len(datums))
+        mine = [datums[i] for i in shard]
         with torch.no_grad():
-            own = [lp.cpu() for group in micro_batches([len(datums[i]) for i in mine], self.micro_batch_tokens)
-                   for lp in target_logprobs(self.model, [datums[mine[j]] for j in group], self.device)]
+            own = [lp.cpu() for _, lps in self._forward.micro_batches(mine) for lp in lps]
         leaves = [lp.clone().requires_grad_(True) for lp in self.dist.gather(len(datums), own)]
         loss, metrics = fn(data, leaves)
         loss.backward()
         grads = [leaf.grad if leaf.grad is not None else torch.zeros_like(leaf) for leaf in leaves]
-        for group in micro_batches([len(datums[i]) for i in mine], self.micro_batch_tokens):
-            batch = [mine[j] for j in group]
-            lps = target_logprobs(self.model, [datums[i] for i in batch], self.device)
-            surrogate = sum(((grads[i].to(self.device) * lp).sum() for i, lp in zip(batch, lps, strict=True)),
+        for group, lps in self._forward.micro_batches(mine):
+            surrogate = sum(((grads[shard[j]].to(self.device) * lp).sum() for j, lp in zip(group, lps, strict=True)),
                             torch.zeros((), device=self.device))
             surrogate.backward()
         out = ForwardBackwardOutput("custom", [{"logprobs": TensorData.from_torch(lp)} for lp in leaves],
@@ -175,6 +173,9 @@ class TrainingClient:
     # -- optimizer ------------------------------------------------------------------------------
     def optim_step(self, adam_params: AdamParams | None = None) -> EngineFuture[OptimStepResponse]:
         params = adam_params or AdamParams()
+        numbers = (params.learning_rate, params.beta1, params.beta2, params.eps, params.weight_decay, params.grad_clip_norm)
+        if not all(math.isfinite(x) for x in numbers):
+            raise PosttrainError(f"AdamParams must be finite: {params}")
         if params.learning_rate < 0 or params.grad_clip_norm < 0 or params.weight_decay < 0:
             raise PosttrainError(f"AdamParams must be non-negative: {params}")
         return self._executor.submit(self._run_step, params)
@@ -190,6 +191,10 @@ class TrainingClient:
                 param.grad = torch.zeros_like(param)
         max_norm = p.grad_clip_norm if p.grad_clip_norm > 0 else float("inf")
         grad_norm = float(torch.nn.utils.clip_grad_norm_(params, max_norm))
+        if not math.isfinite(grad_norm):  # an update from it would make every weight NaN
+            self.optimizer.zero_grad(set_to_none=True)
+            raise NonFiniteError(f"optim_step: the gradient norm is {grad_norm}; the update was not applied and the "
+                                 "weights are those before it (a learning rate too high, or non-finite inputs)")
         for group in self.optimizer.param_groups:
             group.update(lr=p.learning_rate, betas=(p.beta1, p.beta2), eps=p.eps, weight_decay=p.weight_decay)
         self.optimizer.step()
