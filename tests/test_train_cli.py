@@ -34,12 +34,14 @@ def test_train_sft_command(tmp_path, capsys):
     out = tmp_path / "run"
     code = main(["train", "sft", "--model", "posttrain:tiny-smollm2", "--dataset", str(data), "--test-size", "4",
                  "--batch-size", "4", "--max-length", "96", "--lr", "5e-3", "--lr-schedule", "cosine",
-                 "--lora-rank", "4", "--eval-every", "1", "--save-every", "0", "--out", str(out)])
+                 "--lora-rank", "4", "--eval-every", "1", "--save-every", "0", "--out", str(out),
+                 "--micro-batch-tokens", "100", "--gradient-checkpointing", "on"])
     assert code == 0
     printed = capsys.readouterr().out
     assert "train NLL" in printed and "test NLL" in printed and "plot" in printed  # rich may wrap the paths
     config = json.loads((out / "config.json").read_text())
     assert config["lr_schedule"] == "cosine" and config["batch_size"] == 4 and config["recipe"] == "default"
+    assert config["micro_batch_tokens"] == 100 and config["gradient_checkpointing"] is True
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows] == [0, 1] and all("test/nll" in r for r in rows)
     assert rows[1]["learning_rate"] == pytest.approx(5e-3 * 0.5 * (1 + math.cos(math.pi / 2)))
@@ -55,4 +57,10 @@ def test_train_errors_are_one_line(tmp_path, capsys):
         main(["train", "dpo", "--batch-size", "0"])
     assert exit_info.value.code == 2
     assert "argument --batch-size: must be at least 1, got 0" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["train", "sft", "--lr", "inf"])
+    assert "argument --lr: must be a positive finite number, got inf" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["train", "sft", "--gradient-checkpointing", "sometimes"])
+    assert "argument --gradient-checkpointing: expected auto, on or off, got 'sometimes'" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()

@@ -114,6 +114,44 @@ def test_full_finetune_reference_is_a_saved_snapshot(pairs, tmp_path):
 def test_bad_settings(pairs, tmp_path):
     with pytest.raises(PosttrainError, match="beta must be positive"):
         run_dpo(config(pairs, tmp_path / "a", beta=0.0))
-    with pytest.raises(PosttrainError, match=r"batch size 64 pairs is larger than the 26 usable training pairs \(26 kept; skipped 1 empty completion, 1 tie, 1 unreadable\)"):
+    with pytest.raises(PosttrainError, match=r"batch size 64 pairs is larger than the 26 usable training pairs \(26 kept; skipped 1 empty completion, 1 tie, 1 unreadable: .*pairs.jsonl:35: unreadable: invalid JSON.*\); lower --batch-size"):
         run_dpo(config(pairs, tmp_path / "b", batch_size=64))
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+def test_a_bad_row_loses_no_pair_after_it(tmp_path):
+    """A missing field, a malformed line and a bad label in the middle of the file: every other pair
+    still trains, and each bad row is reported with its line and reason."""
+    rows = [json.dumps(_pair(i, f"Right {i}.", f"Wrong {i}.")) for i in range(16)]
+    broken = _pair(3, "x", "y")
+    del broken["completion_B"]
+    rows[3] = json.dumps(broken)
+    rows[7] = "{not json"
+    rows[11] = json.dumps({**_pair(11, "x", "y"), "label": "a"})
+    path = tmp_path / "pairs.jsonl"
+    path.write_text("\n".join(rows) + "\n")
+    run_dpo(config(path, tmp_path / "run", max_steps=1, test_size=0, eval_every=0, batch_size=13))
+    report = json.loads((tmp_path / "run" / "data_report.json").read_text())
+    assert report["kept"] == 13 and report["skipped"] == {"unreadable": 3}
+    by_line = {r.split(": unreadable")[0].rsplit(":", 1)[1]: r for r in report["rows"]}
+    assert set(by_line) == {"4", "8", "12"}
+    assert "missing completion_B" in by_line["4"] and "invalid JSON" in by_line["8"]
+    assert "label must be 'A', 'B' or 'Tie', got 'a'" in by_line["12"]
+
+
+def test_prompt_chosen_rejected_layout_trains(tmp_path):
+    rows = [{"prompt": f"What is {i} + {i}?", "chosen": f"{2 * i}.", "rejected": f"{2 * i + 1}."} for i in range(8)]
+    rows.append({"prompt": [{"role": "user", "content": "Hi?"}], "chosen": [{"role": "assistant", "content": "Hello."}],
+                 "rejected": "Go away."})
+    path = tmp_path / "trl.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    run_dpo(config(path, tmp_path / "run", max_steps=1, test_size=0, eval_every=0, batch_size=9))
+    assert json.loads((tmp_path / "run" / "data_report.json").read_text())["kept"] == 9
+
+
+def test_no_usable_pair_says_why(tmp_path):
+    path = tmp_path / "bad.jsonl"
+    path.write_text(json.dumps({"prompt": "Q?", "chosen": "A."}) + "\n")
+    with pytest.raises(PosttrainError, match=r"0 usable training pairs \(0 kept; skipped 1 unreadable: "
+                                             r".*bad.jsonl:1: unreadable: missing rejected \(a prompt/chosen/rejected row\)"):
+        run_dpo(config(path, tmp_path / "run", batch_size=1, test_size=0))

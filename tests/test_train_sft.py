@@ -228,3 +228,22 @@ def test_two_process_gloo_run_equals_one_process(conversations, tmp_path):
             assert b[key] == pytest.approx(a[key], rel=1e-4), key
         if "test/nll" in a:
             assert b["test/nll"] == pytest.approx(a["test/nll"], rel=1e-4)
+
+
+def test_a_divergent_run_stops_at_the_first_non_finite_step_and_saves_nothing_non_finite(conversations, tmp_path):
+    import torch
+    from safetensors.torch import load_file
+
+    from posttrain.errors import NonFiniteError
+
+    out = tmp_path / "run"
+    with pytest.raises(NonFiniteError, match=r"step \d+: .*(nan|inf).*; the last good checkpoint is step_000001 "
+                                             r"\(step 1\)"):
+        run_sft(tiny_config(conversations, out, learning_rate=1e30, max_steps=5, save_every=1, eval_every=0))
+    text = (out / "metrics.jsonl").read_text()
+    rows = [json.loads(line, parse_constant=lambda c: pytest.fail(f"{c} in metrics.jsonl")) for line in text.splitlines()]
+    assert rows and all(np.isfinite(r["train_mean_nll"]) for r in rows)
+    tensors = [t for f in (out / "checkpoints").rglob("*.safetensors") for t in load_file(f).values()]
+    assert tensors and all(bool(torch.isfinite(t).all()) for t in tensors)
+    records = [json.loads(line) for line in (out / "checkpoints.jsonl").read_text().splitlines()]
+    assert all(r["name"] != "final" for r in records)

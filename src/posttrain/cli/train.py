@@ -9,6 +9,7 @@ data-parallel.
 from __future__ import annotations
 
 import argparse
+import math
 from dataclasses import fields
 
 from rich.console import Console
@@ -31,8 +32,8 @@ def positive_float(text: str) -> float:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be positive, got {value}")
+    if not value > 0 or not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a positive finite number, got {value}")
     return value
 
 
@@ -102,6 +103,13 @@ def run_dpo_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def on_off_auto(value: str) -> bool | None:
+    switch = {"auto": None, "on": True, "off": False}
+    if value not in switch:
+        raise argparse.ArgumentTypeError(f"expected auto, on or off, got {value!r}")
+    return switch[value]
+
+
 def add_common_args(p: argparse.ArgumentParser, recipes: dict[str, dict[str, object]], what: str) -> None:
     p.add_argument("--recipe", choices=sorted(recipes), default="default",
                    help=f"settings to start from (default: %(default)s); every flag overrides them. {what}")
@@ -123,6 +131,11 @@ def add_common_args(p: argparse.ArgumentParser, recipes: dict[str, dict[str, obj
     p.add_argument("--save-every", type=non_negative_int, help="checkpoint every N steps (0: final only)")
     p.add_argument("--seed", type=non_negative_int, help="LoRA initialisation seed")
     p.add_argument("--grad-clip-norm", type=positive_float, help="clip the global gradient norm")
+    p.add_argument("--micro-batch-tokens", type=positive_int,
+                   help="most tokens per forward pass; larger batches are split (default 8192; results equal up to rounding)")
+    p.add_argument("--gradient-checkpointing", type=on_off_auto, metavar="{auto,on,off}",
+                   help="recompute activations in backward to save memory (default auto: on when a micro-batch's "
+                        "activations would take over a quarter of free memory; results equal up to rounding)")
     p.add_argument("--backend", choices=("local", "tinker"),
                    help="local: this machine (torch); tinker: the hosted service (needs TINKER_API_KEY)")
     p.add_argument("--resume", action="store_true", default=None,

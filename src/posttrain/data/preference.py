@@ -135,6 +135,9 @@ def dpo_dataset(comparisons: Iterable[LabeledComparison | InputError], renderer:
 # -- sources ----------------------------------------------------------------------------------------
 
 
+_NESTED = ("prompt_conversation", "completion_A", "completion_B")
+
+
 def _comparison_fields(row: Any) -> tuple[dict[str, Any], Any]:
     """The comparison object and label of a JSONL row, flat or nested under ``comparison``."""
     if not isinstance(row, dict):
@@ -142,11 +145,31 @@ def _comparison_fields(row: Any) -> tuple[dict[str, Any], Any]:
     body = row.get("comparison", row)
     if not isinstance(body, dict):
         raise PosttrainError(f"field 'comparison': expected an object, got {type(body).__name__}")
-    missing = [k for k in ("prompt_conversation", "completion_A", "completion_B") if k not in body]
+    missing = [k for k in _NESTED if k not in body]
     missing += [] if "label" in row else ["label"]
     if missing:
         raise PosttrainError(f"missing {', '.join(missing)}")
     return body, row["label"]
+
+
+def _as_turns(value: Any, role: str, fld: str) -> list[Message]:
+    """A plain string is one message of ``role``; a list is messages."""
+    return _checked_messages([{"role": role, "content": value}] if isinstance(value, str) else value, fld)
+
+
+def _comparison_of(row: Any) -> LabeledComparison:
+    """A comparison row in tinker-cookbook's layout, or the common ``{"prompt", "chosen", "rejected"}``
+    one (strings or message lists; ``chosen`` is preferred)."""
+    flat = ("prompt", "chosen", "rejected")
+    if isinstance(row, dict) and set(flat) & row.keys() and not {*_NESTED, "comparison"} & row.keys():
+        missing = [k for k in flat if k not in row]
+        if missing:
+            raise PosttrainError(f"missing {', '.join(missing)} (a prompt/chosen/rejected row)")
+        prompt = _as_turns(row["prompt"], "user", "prompt")
+        return LabeledComparison(Comparison(prompt, _as_turns(row["chosen"], "assistant", "chosen"),
+                                            _as_turns(row["rejected"], "assistant", "rejected")), "A")
+    body, label = _comparison_fields(row)
+    return LabeledComparison(Comparison(*(_checked_messages(body[k], k) for k in _NESTED)), label)
 
 
 def _checked_messages(value: Any, fld: str) -> list[Message]:
@@ -156,19 +179,32 @@ def _checked_messages(value: Any, fld: str) -> list[Message]:
         raise PosttrainError(f"{fld}: {err}") from err
 
 
+def read_comparison_rows(path: str) -> Iterator[tuple[int, LabeledComparison | InputError]]:
+    """``(line, comparison or its error)`` for every row of a comparisons file: a bad row (malformed
+    JSON, a missing field, a label that is not A/B/Tie) is reported where it stands and never stops
+    the rows after it. Layouts: see :func:`read_comparisons_jsonl`."""
+    source = source_name(path)
+    malformed: list[InputError] = []
+    for line, row in jsonl_rows(path, on_error=malformed.append):
+        yield from ((e.line or 0, e) for e in malformed)
+        malformed.clear()
+        try:
+            yield line, _comparison_of(row)
+        except PosttrainError as err:
+            yield line, InputError(str(err), source=source, line=line)
+    yield from ((e.line or 0, e) for e in malformed)
+
+
 def read_comparisons_jsonl(path: str) -> Iterator[LabeledComparison]:
     """JSONL comparisons, one per line: ``{"prompt_conversation": [...], "completion_A": [...],
-    "completion_B": [...], "label": "A" | "B" | "Tie"}``, or tinker-cookbook's nested form
-    ``{"comparison": {"prompt_conversation": ..., "completion_A": ..., "completion_B": ...}, "label": ...}``.
-    Errors name the file, line and field."""
-    for line, row in jsonl_rows(path):  # the conversations' reader: stdin, BOM, compression, UTF-8 errors
-        try:
-            body, label = _comparison_fields(row)
-            comparison = Comparison(*(_checked_messages(body[k], k)
-                                      for k in ("prompt_conversation", "completion_A", "completion_B")))
-            yield LabeledComparison(comparison, label)
-        except PosttrainError as err:
-            raise InputError(str(err), source=source_name(path), line=line) from err
+    "completion_B": [...], "label": "A" | "B" | "Tie"}``, tinker-cookbook's nested form
+    ``{"comparison": {"prompt_conversation": ..., "completion_A": ..., "completion_B": ...}, "label": ...}``,
+    or ``{"prompt": ..., "chosen": ..., "rejected": ...}`` (strings or message lists). The first bad row
+    raises; its error names the file, line and field (:func:`read_comparison_rows` reads past it)."""
+    for _, row in read_comparison_rows(path):
+        if isinstance(row, InputError):
+            raise row
+        yield row
 
 
 def _hhh_messages(text: str) -> list[dict[str, str]]:

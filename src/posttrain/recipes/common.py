@@ -3,6 +3,7 @@ model's tokenizer, and write the parity artifacts of the data the loop trains.""
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,18 +18,19 @@ from posttrain.messages import to_messages
 from posttrain.recipes.config import RecipeConfig
 from posttrain.renderers import Renderer, get_renderer
 from posttrain.tokenizer import get_tokenizer
-from posttrain.training.run_folder import CHECKPOINT_DIR, RunFolder
+from posttrain.training.run_folder import CHECKPOINT_DIR, RunFolder, RunFolderError, RunLock
 
 N_SNAPSHOT = 8
 T = TypeVar("T")
 
 
-def make_backend(name: str, log_path: str, micro_batch_tokens: int) -> Backend:
-    if name == "tinker":
+def make_backend(cfg: RecipeConfig) -> Backend:
+    if cfg.backend == "tinker":
         return hosted_backend()
     from posttrain.engine.service import ServiceClient
 
-    return Backend(ServiceClient(Path(log_path) / CHECKPOINT_DIR, micro_batch_tokens=micro_batch_tokens))
+    return Backend(ServiceClient(Path(cfg.log_path) / CHECKPOINT_DIR, micro_batch_tokens=cfg.micro_batch_tokens,
+                                 gradient_checkpointing=cfg.gradient_checkpointing))
 
 
 def model_tokenizer_name(model_name: str) -> str:
@@ -101,7 +103,7 @@ def setup(cfg: RecipeConfig) -> Setup:
 
     dist = init_distributed()
     cfg.check()
-    backend = make_backend(cfg.backend, cfg.log_path, cfg.micro_batch_tokens)
+    backend = make_backend(cfg)
     tok_name = model_tokenizer_name(cfg.model_name)
     renderer_name = cfg.renderer_name or get_recommended_renderer_name(cfg.model_name)
     renderer = check_renderer_fits(renderer_name, tok_name, cfg.model_name)
@@ -109,11 +111,26 @@ def setup(cfg: RecipeConfig) -> Setup:
 
 
 def open_run(cfg: RecipeConfig, config: dict[str, Any], s: Setup, build_data: Callable[[], T]) -> tuple[RunFolder, T]:
-    """Check the run folder, build (and check) the data, then create the folder: rank 0 owns it, the
-    other ranks wait at a barrier."""
+    """Lock and check the run folder, build (and check) the data, then write the folder: rank 0 owns
+    it, the other ranks wait at a barrier. The returned folder holds the lock until it is closed
+    (``with run:``); a run refused here leaves no folder it created."""
+    lock = None
     if s.dist.is_main():
-        RunFolder.open(cfg.log_path, config, cfg.resume, write=False)
-    data = build_data()
-    run = RunFolder.open(cfg.log_path, config, cfg.resume) if s.dist.is_main() else RunFolder(Path(cfg.log_path), config)
+        if not str(cfg.log_path).strip():
+            raise RunFolderError("the run folder (--out) must not be empty")
+        lock = RunLock(Path(cfg.log_path))
+        if lock.taken_over:
+            print(f"posttrain: {cfg.log_path}: took over the lock of a run that ended without releasing it "
+                  f"({lock.taken_over})", file=sys.stderr)
+    try:
+        if lock is not None:
+            RunFolder.open(cfg.log_path, config, cfg.resume, write=False)
+        data = build_data()
+        run = RunFolder.open(cfg.log_path, config, cfg.resume) if lock is not None else RunFolder(Path(cfg.log_path), config)
+    except BaseException:
+        if lock is not None:
+            lock.release(remove_if_unused=True)
+        raise
+    run.lock = lock
     s.dist.barrier()
     return run, data

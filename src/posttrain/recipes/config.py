@@ -3,6 +3,7 @@ checks, and what goes into ``RUN/config.json``. Names follow tinker-cookbook's `
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, fields
 from typing import Any, TypeVar
 
@@ -25,7 +26,8 @@ class RecipeConfig(LoopConfig):
     test_size: int = 32  # held out from a local file
     backend: str = "local"
     resume: bool = False
-    micro_batch_tokens: int = 8192
+    micro_batch_tokens: int = 8192  # the engine's memory settings (posttrain.engine.forward.MemorySettings)
+    gradient_checkpointing: bool | None = None  # None: on when a micro-batch's activations would take over a quarter of free memory
     recipe: str = "train"
 
     def loop_config(self) -> LoopConfig:
@@ -48,8 +50,8 @@ class RecipeConfig(LoopConfig):
                 raise PosttrainError(f"{name} must be at least 0, got {getattr(self, name)}")
         if self.max_steps is not None and self.max_steps < 1:
             raise PosttrainError(f"max_steps must be at least 1, got {self.max_steps}")
-        if self.learning_rate <= 0:
-            raise PosttrainError(f"learning_rate must be positive, got {self.learning_rate}")
+        if not self.learning_rate > 0 or not math.isfinite(self.learning_rate):
+            raise PosttrainError(f"learning_rate must be a positive finite number, got {self.learning_rate}")
         if self.backend not in ("local", "tinker"):
             raise PosttrainError(f"backend must be 'local' or 'tinker', got {self.backend!r}")
         if self.backend == "tinker" and self.lora_rank == 0:

@@ -1,7 +1,7 @@
 """The DPO recipe: preference pairs and a model in, a DPO-trained run folder out.
 
 Data: ``default`` (the preference pairs shipped with posttrain), a comparisons JSONL file (see
-:func:`posttrain.data.preference.read_comparisons_jsonl`), or a named hub set — ``hh_rlhf``,
+accepted layouts: :func:`posttrain.data.preference.read_comparisons_jsonl`), or a named hub set — ``hh_rlhf``,
 ``ultrafeedback``, ``ultrafeedback_binarized``, ``arena`` — from the hub or ``--dataset-path``.
 
 Every pair is screened before training. Ties, unreadable rows, pairs whose chosen and rejected are
@@ -21,12 +21,12 @@ from posttrain.data.preference import (
     arena_builder,
     dpo_dataset,
     hhh_builder,
-    read_comparisons_jsonl,
+    read_comparison_rows,
     ultrafeedback_binarized_builder,
     ultrafeedback_builder,
 )
 from posttrain.data.supervised import SupervisedDataset
-from posttrain.errors import InputError, PosttrainError
+from posttrain.errors import PosttrainError
 from posttrain.recipes.common import open_run, setup, write_parity
 from posttrain.recipes.config import RecipeConfig, from_recipe
 from posttrain.recipes.pairs import PairScreen, Row, chosen_example, screen_pairs
@@ -77,15 +77,8 @@ def _rows(cfg: DPOConfig) -> tuple[list[Row], list[Row]]:
         from posttrain.default_data import default_preferences_path
 
         path = str(default_preferences_path())
-    rows: list[Row] = []
-    reader = read_comparisons_jsonl(path)
-    while True:  # an unreadable row is recorded (its error names the line) and the rest still read
-        try:
-            rows.append((f"{path}: row {len(rows) + 1}", next(reader)))
-        except InputError as err:
-            rows.append((f"{path}: row {len(rows) + 1}", err))
-        except StopIteration:
-            break
+    # an unreadable row is recorded with its reason, and every row after it is still read
+    rows: list[Row] = [(f"{path}:{line}", row) for line, row in read_comparison_rows(path)]
     order = datasets.Dataset.from_dict({"i": list(range(len(rows)))}).shuffle(seed=0)["i"]
     held = min(cfg.test_size, len(rows) // 5)
     return [rows[i] for i in order[held:]], [rows[i] for i in order[:held]]
@@ -96,8 +89,10 @@ def build_pair_datasets(cfg: DPOConfig, renderer: Any) -> tuple[SupervisedDatase
     train_rows, test_rows = _rows(cfg)
     train, screen = screen_pairs(train_rows, renderer, cfg.max_length)
     if len(train) < cfg.batch_size:
+        shown = "; ".join(screen.rows[:3]) + (f"; … ({len(screen.rows) - 3} more)" if len(screen.rows) > 3 else "")
         raise PosttrainError(f"batch size {cfg.batch_size} pairs is larger than the {len(train)} usable training pairs "
-                             f"({screen.summary()}); lower --batch-size")
+                             f"({screen.summary()}{': ' + shown if shown else ''}); "
+                             + ("lower --batch-size" if train else "fix the data"))
     test, _ = screen_pairs(test_rows, renderer, cfg.max_length)
     train_ds, _ = dpo_dataset(train, renderer, cfg.batch_size, cfg.max_length)
     test_ds = dpo_dataset(test, renderer, len(test), cfg.max_length)[0] if test else None
@@ -109,14 +104,15 @@ def run_dpo(cfg: DPOConfig) -> LoopResult:
     config = cfg.run_config(s.renderer_name, s.tokenizer_name, s.renderer.tokenizer.bos_token_id,
                             train_on_what="completion", reduction="none", loss_fn="dpo")
     run, (train, test, screen) = open_run(cfg, config, s, lambda: build_pair_datasets(cfg, s.renderer))
-    if s.dist.is_main():
-        run.write_json("data_report.json", screen.as_dict())
+    with run:
+        if s.dist.is_main():
+            run.write_json("data_report.json", screen.as_dict())
 
-    def first_batch(datums: list[Any]) -> None:
-        write_parity(run, config, train, s.renderer, "completion", datums, render_row=chosen_example(s.renderer))
+        def first_batch(datums: list[Any]) -> None:
+            write_parity(run, config, train, s.renderer, "completion", datums, render_row=chosen_example(s.renderer))
 
-    loop = DPOLoop(cfg.loop_config(), s.backend, run, train, test, is_main=s.dist.is_main(),
-                   on_first_batch=first_batch, beta=cfg.beta)
-    result = loop.run()
-    result.extra["data"] = screen.as_dict()
+        loop = DPOLoop(cfg.loop_config(), s.backend, run, train, test, is_main=s.dist.is_main(),
+                       on_first_batch=first_batch, beta=cfg.beta)
+        result = loop.run()
+        result.extra["data"] = screen.as_dict()
     return result

@@ -64,7 +64,7 @@ def screen_pairs(rows: Sequence[Row], renderer: Renderer, max_length: int) -> tu
     kept: list[LabeledComparison] = []
     for where, row in rows:
         if isinstance(row, InputError):
-            screen.add(where, f"unreadable: {row}")
+            screen.add(where, f"unreadable: {row.reason}")
             continue
         try:
             problem = pair_problem(row, renderer, max_length)

@@ -103,7 +103,8 @@ def run_rl(cfg: RLConfig) -> LoopResult:
     s = setup(cfg)
     config = cfg.run_config(s.renderer_name, s.tokenizer_name, s.renderer.tokenizer.bos_token_id, loss_fn=cfg.loss_fn)
     run, (train, test) = open_run(cfg, config, s, lambda: rl_datasets(cfg, s.renderer, s.backend.service))
-    return RLLoop(cfg.loop(), s.backend, run, train, test, is_main=s.dist.is_main()).run()
+    with run:
+        return RLLoop(cfg.loop(), s.backend, run, train, test, is_main=s.dist.is_main()).run()
 
 
 def run_distill(cfg: RLConfig) -> LoopResult:
@@ -131,4 +132,5 @@ def run_distill(cfg: RLConfig) -> LoopResult:
     teacher = s.backend.service.create_sampling_client(base_model=cfg.teacher_model)
     loop_cfg = cfg.loop()
     loop_cfg.loss_fn = "importance_sampling"
-    return DistillLoop(loop_cfg, s.backend, run, prompts, None, is_main=s.dist.is_main(), teacher=teacher).run()
+    with run:
+        return DistillLoop(loop_cfg, s.backend, run, prompts, None, is_main=s.dist.is_main(), teacher=teacher).run()

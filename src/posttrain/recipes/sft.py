@@ -92,5 +92,6 @@ def run_sft(cfg: SFTConfig) -> SFTResult:
     def first_batch(datums: list[Any]) -> None:
         write_parity(run, config, train, s.renderer, train_on, datums)
 
-    return SFTLoop(cfg.loop_config(), s.backend, run, train, test, is_main=s.dist.is_main(),
-                   on_first_batch=first_batch).run()
+    with run:
+        return SFTLoop(cfg.loop_config(), s.backend, run, train, test, is_main=s.dist.is_main(),
+                       on_first_batch=first_batch).run()

@@ -24,6 +24,7 @@ from posttrain.data.supervised import SupervisedDataset
 from posttrain.datum import Datum
 from posttrain.engine.hosted import Backend
 from posttrain.engine.types import AdamParams
+from posttrain.errors import NonFiniteError
 from posttrain.training.metrics import MetricsLog, progress_bar, read_metrics
 from posttrain.training.plot import plot_curves
 from posttrain.training.run_folder import RunFolder
@@ -179,6 +180,16 @@ class TrainingLoop(ABC):
         return Submitted(step, epoch, batch, data, futures, save, metrics, started)
 
     def _finish(self, s: Submitted, log: MetricsLog | None, bar: Any, task: Any) -> None:
+        try:
+            self._finish_step(s, log, bar, task)
+        except NonFiniteError as err:  # nothing of this step is recorded; say what is kept
+            last = self.run_folder.last_checkpoint()
+            kept = f"the last good checkpoint is {last['name']} (step {last['step']})" if last else \
+                "no checkpoint was saved before it"
+            where = "" if str(err).startswith("step ") else f"step {s.step}: "
+            raise NonFiniteError(f"{where}{err}; {kept}") from err
+
+    def _finish_step(self, s: Submitted, log: MetricsLog | None, bar: Any, task: Any) -> None:
         results = {name: f.result() for name, f in s.futures.items()}
         num_tokens = sum(len(d) for d in s.data)
         elapsed = time.perf_counter() - s.started

@@ -6,6 +6,7 @@ Timing metrics live under ``time/`` so comparisons can leave them out (:data:`TI
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -13,6 +14,8 @@ from typing import Any
 
 import numpy as np
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from posttrain.errors import NonFiniteError
 
 TIMING_PREFIX = "time/"
 
@@ -43,7 +46,12 @@ class MetricsLog:
         self.path.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
 
     def write(self, metrics: dict[str, Any]) -> None:
-        self._file.write(json.dumps(metrics, sort_keys=True) + "\n")
+        """One strict-JSON line; a non-finite value stops the run instead (NaN is not JSON)."""
+        bad = sorted(k for k, v in metrics.items() if isinstance(v, float) and not math.isfinite(v))
+        if bad:
+            raise NonFiniteError(f"step {metrics.get('step')}: {', '.join(f'{k} = {metrics[k]}' for k in bad)}: "
+                                 "training diverged; the run stopped before recording this step")
+        self._file.write(json.dumps(metrics, sort_keys=True, allow_nan=False) + "\n")
         self._file.flush()
         os.fsync(self._file.fileno())
 

@@ -9,14 +9,20 @@
     RUN/parity/*.json        dataset snapshot, rendered samples, first batch as trained
 
 A folder that already holds something is never written over: a run resumes (same settings) or
-stops with an error that says why.
+stops with an error that says why. A run holds an exclusive lock on ``RUN/.lock`` (``flock``) from its
+first check to its end, so a second run into the same folder stops at once, naming the holder; the
+kernel drops the lock of a killed run, and the next run takes it over.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
+import socket
+import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +33,7 @@ CONFIG = "config.json"
 METRICS = "metrics.jsonl"
 CHECKPOINTS = "checkpoints.jsonl"
 CHECKPOINT_DIR = "checkpoints"
+LOCK = ".lock"
 # Settings that may change on resume without changing what the run computes.
 RESUMABLE_CHANGES = frozenset({"resume", "show_progress"})
 
@@ -45,10 +52,57 @@ def _write_json_atomically(path: Path, obj: Any) -> None:
     os.replace(tmp, path)
 
 
+class RunLock:
+    """The exclusive lock of a run folder, held until :meth:`release` (or the process ends)."""
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+        self.created = not folder.exists()
+        self.created_file = self.created or not (folder / LOCK).exists()
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            self._fd: int | None = os.open(folder / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as err:
+            raise RunFolderError(f"cannot create the run folder {folder}: {err.strerror}") from err
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(self._fd, 4096, 0).decode("utf-8", "replace").strip() or "another process"
+            os.close(self._fd)
+            self._fd = None
+            raise RunFolderError(f"{folder} is in use by another run ({holder}); wait for it to end or choose "
+                                 "another --out") from None
+        self.taken_over = os.pread(self._fd, 4096, 0).decode("utf-8", "replace").strip() or None
+        me = f"pid {os.getpid()} on {socket.gethostname()} since {time.strftime('%Y-%m-%d %H:%M:%S')}: " \
+             f"{' '.join(sys.argv)[:300]}"
+        os.ftruncate(self._fd, 0)
+        os.pwrite(self._fd, me.encode(), 0)
+
+    def release(self, remove_if_unused: bool = False) -> None:
+        """Drop the lock; ``remove_if_unused`` also removes the lock file and the folder if this lock
+        created them and nothing else was written (a run refused before it wrote anything leaves no trace)."""
+        if self._fd is not None:
+            os.ftruncate(self._fd, 0)  # a holder's name left in the file means a run that was killed
+            os.close(self._fd)
+            self._fd = None
+        if remove_if_unused and self.created_file:
+            (self.folder / LOCK).unlink(missing_ok=True)
+            if self.created and not any(self.folder.iterdir()):
+                self.folder.rmdir()
+
+
 class RunFolder:
-    def __init__(self, path: Path, config: dict[str, Any]):
+    def __init__(self, path: Path, config: dict[str, Any], lock: RunLock | None = None):
         self.path = path
         self.config = config
+        self.lock = lock
+
+    def __enter__(self) -> RunFolder:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.lock is not None:
+            self.lock.release()
 
     @property
     def checkpoint_dir(self) -> Path:
@@ -66,7 +120,7 @@ class RunFolder:
             raise RunFolderError("the run folder (--out) must not be empty")
         if folder.exists() and not folder.is_dir():
             raise RunFolderError(f"{folder} is a file, not a run folder; choose another --out")
-        if folder.is_dir() and any(folder.iterdir()) and not cls._never_started(folder):
+        if folder.is_dir() and cls._contents(folder) and not cls._never_started(folder):
             cls._check_existing(folder, config, resume)
         elif write:
             folder.mkdir(parents=True, exist_ok=True)
@@ -76,9 +130,13 @@ class RunFolder:
         return cls(folder, config)
 
     @staticmethod
-    def _never_started(folder: Path) -> bool:
+    def _contents(folder: Path) -> set[str]:
+        return {p.name for p in folder.iterdir()} - {LOCK}
+
+    @classmethod
+    def _never_started(cls, folder: Path) -> bool:
         """Only the config of a run that stopped before its first step: nothing to lose by starting again."""
-        return {p.name for p in folder.iterdir()} == {CONFIG}
+        return cls._contents(folder) == {CONFIG}
 
     @staticmethod
     def _check_existing(folder: Path, config: dict[str, Any], resume: bool) -> None:
