@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 RUN_DIR ?= runs/default
 
-.PHONY: run test lint bench clean
+.PHONY: run test check-extras lint bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -32,10 +32,23 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 run: $(VENV)/.installed-run
 	$(BIN)/posttrain train sft --out $(RUN_DIR) --resume
 
-test: $(VENV)/.installed-test
+test: $(VENV)/.installed-test check-extras
 	$(BIN)/ruff check src tests benchmarks scripts
 	$(BIN)/mypy
 	$(BIN)/python -m pytest -q
+
+# The reference extra alone (no torch, no test extra) in a venv of its own: its offline tokenizers build
+# from an empty cache, so a dependency it forgets to declare fails here rather than for a user.
+REF_VENV ?= .venv-reference
+$(REF_VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(REF_VENV)
+	$(REF_VENV)/bin/python -m pip install -q --upgrade pip
+	$(REF_VENV)/bin/python -m pip install -q -e '.[reference]'
+	touch $@
+
+check-extras: $(REF_VENV)/.installed
+	cache=$$(mktemp -d); POSTTRAIN_CACHE=$$cache $(REF_VENV)/bin/python scripts/check_extra_reference.py; \
+	  status=$$?; rm -rf $$cache; exit $$status
 
 bench: $(VENV)/.installed-test
 	$(BIN)/python benchmarks/bench_render.py
@@ -45,4 +58,4 @@ bench: $(VENV)/.installed-test
 	$(BIN)/python benchmarks/bench_streaming.py
 
 clean:
-	rm -rf $(VENV) runs .pytest_cache
+	rm -rf $(VENV) $(REF_VENV) runs .pytest_cache

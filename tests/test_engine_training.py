@@ -229,3 +229,30 @@ def test_interrupted_save_leaves_no_checkpoint(tmp_path, monkeypatch):
         c.save_state("s").result()
     assert not (tmp_path / "s").exists()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".s.tmp")]
+
+
+def test_sampler_folder_carries_its_tokenizer_and_a_shareable_base_name(tmp_path):
+    from transformers import AutoTokenizer
+
+    from posttrain.engine.models import SMOLLM2, BaseModel
+
+    c = lora_client(tmp_path)
+    folder = c.save_weights_for_sampler("s").result().path
+    tok = AutoTokenizer.from_pretrained(folder)  # the folder alone: no posttrain, no cache
+    assert tok("Hello world", add_special_tokens=False)["input_ids"] == c.base.tokenizer.encode("Hello world")
+    # an offline source is named by the hub id it comes from; a hub id by itself; a local folder by its path
+    assert BaseModel(SMOLLM2, "/cache/smollm2", None, None).shareable_name == "HuggingFaceTB/SmolLM2-135M-Instruct"
+    assert BaseModel("org/model", "org/model", None, None).shareable_name == "org/model"
+    assert BaseModel(str(tmp_path), str(tmp_path), None, None).shareable_name == str(tmp_path)
+
+
+def test_a_checkpoint_of_another_base_model_is_refused(tmp_path):
+    from posttrain.recipes.sft import recipe_config, run_sft
+
+    other = ServiceClient(tmp_path / "ck", device="cpu").create_lora_training_client("posttrain:tiny-llama3", rank=4,
+                                                                                      seed=0)
+    path = other.save_state("llama").result().path
+    cfg = recipe_config("default", model_name=TINY, load_checkpoint_path=path, max_steps=1, test_size=4,
+                        batch_size=4, max_length=64, lora_rank=4, log_path=str(tmp_path / "run"))
+    with pytest.raises(CheckpointError, match="from base model 'posttrain:tiny-llama3', not 'posttrain:tiny-smollm2'"):
+        run_sft(cfg)

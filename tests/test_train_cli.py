@@ -64,3 +64,43 @@ def test_train_errors_are_one_line(tmp_path, capsys):
         main(["train", "sft", "--gradient-checkpointing", "sometimes"])
     assert "argument --gradient-checkpointing: expected auto, on or off, got 'sometimes'" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()
+
+
+def _sft(tmp_path, *extra):
+    data = tmp_path / "conv.jsonl"
+    if not data.exists():
+        data.write_text("".join(default_dataset_path().read_text().splitlines(keepends=True)[:12]))
+    return ["train", "sft", "--dataset", str(data), "--test-size", "0", "--batch-size", "4", "--max-length", "64",
+            "--max-steps", "1", "--eval-every", "0", "--save-every", "0", "--quiet", "--out", str(tmp_path / "run"),
+            *extra]
+
+
+@pytest.mark.parametrize(("extra", "message"), [
+    (["--renderer", "nope"], "unknown renderer 'nope'; known renderers: deepseekv3,"),
+    (["--model", "someorg/not-a-model"], "no recommended renderer for model 'someorg/not-a-model'"),
+    (["--model", "someorg/not-a-model", "--renderer", "llama3"], "could not load tokenizer 'someorg/not-a-model'"),
+    (["--model", "posttrain:tiny-smollm2", "--lora-rank", "100000000"],
+     "LoRA rank 100000000 exceeds posttrain:tiny-smollm2's hidden size 64"),
+    (["--model", "posttrain:tiny-smollm2", "--out", "/proc/none/run"], "cannot create the run folder /proc/none/run"),
+])
+def test_ordinary_mistakes_are_one_line_errors(extra, message, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # no network here: an unknown hub id must fail cleanly
+    assert main(_sft(tmp_path, *extra)) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and message in err
+
+
+def test_a_run_the_engine_refused_can_be_rerun_with_corrected_settings(tmp_path, capsys):
+    data = tmp_path / "long.jsonl"
+    long_reply = " ".join(f"word{i}" for i in range(2500))  # past tiny-smollm2's context of 2048
+    data.write_text("".join(json.dumps({"messages": [{"role": "user", "content": f"q{i}"},
+                                                     {"role": "assistant", "content": long_reply}]}) + "\n"
+                            for i in range(4)))
+    args = ["train", "sft", "--model", "posttrain:tiny-smollm2", "--dataset", str(data), "--test-size", "0",
+            "--batch-size", "2", "--lora-rank", "4", "--max-steps", "1", "--eval-every", "0", "--save-every", "0",
+            "--quiet", "--out", str(tmp_path / "run")]
+    assert main([*args, "--max-length", "4000"]) == 2
+    assert "exceed the model's context length of 2048" in capsys.readouterr().err
+    assert main([*args, "--max-length", "512"]) == 0
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert config["max_length"] == 512

@@ -156,7 +156,7 @@ def test_existing_folders_are_never_written_over(conversations, tmp_path):
     assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
     assert [p.name for p in other.iterdir()] == ["notes.txt"]
     done = run_sft(tiny_config(conversations, out, max_steps=2, save_every=0, resume=True))
-    assert done.extra == {"note": "already complete"}
+    assert done.extra["note"] == "already complete"
 
 
 def test_corrupt_checkpoint_on_resume(conversations, tmp_path):
@@ -174,6 +174,8 @@ def test_corrupt_checkpoint_on_resume(conversations, tmp_path):
     ({"model_name": "posttrain:no-such-model"}, "unknown offline model 'posttrain:no-such-model'"),
     ({"batch_size": 64}, "batch size 64 is larger than the training set (20 conversations after the test split)"),
     ({"batch_size": 0}, "batch_size must be at least 1, got 0"),
+    ({"test_size": 24}, "test_size 24 leaves no conversation to train on"),
+    ({"dataset": "EMPTY_REPLIES", "test_size": 0}, "every assistant reply in"),
     # the first row in the builder's order (file line 5) names the file and line
     ({"train_on_what": "last_assistant_turn", "dataset": "USER_ONLY"}, "user_only.jsonl:5: train_on_what="
                                                                        "last_assistant_turn trains no token"),
@@ -184,6 +186,12 @@ def test_bad_input_stops_before_training(conversations, tmp_path, change, messag
         user_only.write_text("".join(json.dumps({"messages": [{"role": "user", "content": f"q{i}"}]}) + "\n"
                                      for i in range(10)))
         change = {**change, "dataset": str(user_only), "test_size": 0}
+    if change.get("dataset") == "EMPTY_REPLIES":
+        empty = tmp_path / "empty.jsonl"
+        empty.write_text("".join(json.dumps({"messages": [{"role": "user", "content": f"q{i}"},
+                                                          {"role": "assistant", "content": " "}]}) + "\n"
+                                 for i in range(10)))
+        change = {**change, "dataset": str(empty)}
     out = tmp_path / "run"
     with pytest.raises(PosttrainError) as err:
         run_sft(tiny_config(conversations, out, **change))
@@ -247,3 +255,22 @@ def test_a_divergent_run_stops_at_the_first_non_finite_step_and_saves_nothing_no
     assert tensors and all(bool(torch.isfinite(t).all()) for t in tensors)
     records = [json.loads(line) for line in (out / "checkpoints.jsonl").read_text().splitlines()]
     assert all(r["name"] != "final" for r in records)
+
+
+def test_data_report_names_cut_and_empty_rows(tmp_path):
+    rows = default_dataset_path().read_text().splitlines(keepends=True)[:10]
+    long_reply = " ".join(f"word{i}" for i in range(300))  # far past max_length 96
+    rows.append(json.dumps({"messages": [{"role": "user", "content": "long?"},
+                                         {"role": "assistant", "content": long_reply}]}) + "\n")
+    rows.append(json.dumps({"messages": [{"role": "user", "content": "empty?"},
+                                         {"role": "assistant", "content": ""}]}) + "\n")
+    data = tmp_path / "mixed.jsonl"
+    data.write_text("".join(rows))
+    out = tmp_path / "run"
+    result = run_sft(tiny_config(data, out, test_size=2, max_steps=1, save_every=0, eval_every=0))
+    report = json.loads((out / "data_report.json").read_text())
+    assert result.extra["data"] == report
+    assert (report["train_rows"], report["test_rows"], report["empty_replies"]) == (10, 2, 1)
+    assert report["truncated"] >= 1 and report["trained_tokens_cut"] > 200
+    assert any("(line 11): " in r and "tokens cut to 96" in r for r in report["rows"])
+    assert any("(line 12): every assistant reply is empty" in r for r in report["rows"])

@@ -86,6 +86,11 @@ def run_sft_command(args: argparse.Namespace) -> int:
     result = run_sft(cfg)
     if cfg.show_progress:
         print_summary(result, cfg.log_path, [("train NLL", "train_mean_nll", None), ("test NLL", "test/nll", "test/nll")])
+        data = result.extra.get("data")
+        if data:
+            print(f"data: {data['train_rows']} train / {data['test_rows']} test conversations; "
+                  f"{data['truncated']} cut at --max-length {data['max_length']} ({data['trained_tokens_cut']} trained "
+                  f"tokens lost); {data['empty_replies']} with empty replies (rows in {cfg.log_path}/data_report.json)")
     return 0
 
 

@@ -85,7 +85,10 @@ class FromConversationFileBuilder:
         if self.shuffle_seed is not None:
             ds = ds.shuffle(seed=self.shuffle_seed)
         map_fn = _map_fn(self.config, TrainOnWhat.ALL_ASSISTANT_MESSAGES, self.file_path)
-        if self.test_size > 0 and len(ds) > self.test_size:
+        if self.test_size >= len(ds) > 0:  # evaluation would take every row, or silently turn off
+            raise PosttrainError(f"test_size {self.test_size} leaves no conversation to train on: {self.file_path} has "
+                                 f"{len(ds)}; lower --test-size")
+        if self.test_size > 0:
             test, train = ds.take(self.test_size), ds.skip(self.test_size)
             return (SupervisedDatasetFromHFDataset(train, self.config.batch_size, map_fn=map_fn),
                     SupervisedDatasetFromHFDataset(test, len(test), map_fn=map_fn))

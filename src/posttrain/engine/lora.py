@@ -43,12 +43,12 @@ class LoraSettings:
                 *(UNEMBED if self.train_unembed else ())]
 
 
-def add_lora(model: Any, settings: LoraSettings, seed: int, base_folder: str) -> Any:
+def add_lora(model: Any, settings: LoraSettings, seed: int, base_name: str) -> Any:
     """Wrap ``model`` in a peft LoRA model whose adapter weights are a function of ``seed``."""
     from peft import LoraConfig, get_peft_model
 
     config = LoraConfig(r=settings.rank, lora_alpha=LORA_ALPHA, lora_dropout=0.0, bias="none",
-                        target_modules=settings.target_modules(), base_model_name_or_path=base_folder)
+                        target_modules=settings.target_modules(), base_model_name_or_path=base_name)
     devices = {p.device for p in model.parameters()}
     with torch.random.fork_rng(devices=[d for d in devices if d.type == "cuda"]), warnings.catch_warnings():
         # peft warns about an adapted head tied to the embeddings; merge_lora handles that case

@@ -42,6 +42,9 @@ class ModelLoadError(PosttrainError):
     """A base model could not be loaded; the message says which and how to provide it."""
 
 
+HUB_IDS = {SMOLLM2: "HuggingFaceTB/SmolLM2-135M-Instruct"}  # where an offline model comes from
+
+
 @dataclass
 class BaseModel:
     name: str  # as the user gave it
@@ -50,12 +53,33 @@ class BaseModel:
     tokenizer: Tokenizer
 
     @property
+    def shareable_name(self) -> str:
+        """The name others load this base by: its hub id when known, else the folder (a saved adapter
+        records it as ``base_model_name_or_path``, never a private cache path when a hub id exists)."""
+        if self.name in HUB_IDS:
+            return HUB_IDS[self.name]
+        is_hub_id = not self.name.startswith(OFFLINE_PREFIX) and not Path(self.name).expanduser().exists()
+        return self.name if is_hub_id else self.folder
+
+    def hf_tokenizer(self) -> Any:
+        """A ``transformers`` tokenizer to save beside weights (built from the backend when the source
+        has none, as for the GGUF-derived SmolLM2 tokenizer)."""
+        return hf_tokenizer_of(self.tokenizer)
+
+    @property
     def max_context_length(self) -> int:
         return int(getattr(self.model.config, "max_position_embeddings", 2048))
 
     @property
     def vocab_size(self) -> int:
         return int(self.model.get_input_embeddings().weight.shape[0])
+
+
+def hf_tokenizer_of(tok: Tokenizer) -> Any:
+    from transformers import PreTrainedTokenizerFast
+
+    return tok.hf_tokenizer or PreTrainedTokenizerFast(tokenizer_object=tok.backend, bos_token=tok.bos_token,
+                                                       eos_token=tok.eos_token)
 
 
 def resolve_device(device: str | torch.device | None = None) -> torch.device:
@@ -81,15 +105,13 @@ def _tiny_folder(tokenizer_name: str) -> Callable[[], tuple[Path, str]]:
 
 
 def _write_tiny(tok: Tokenizer, out: Path) -> None:
-    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+    from transformers import LlamaConfig, LlamaForCausalLM
 
     config = LlamaConfig(vocab_size=tok.vocab_size, bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
                          **TINY_CONFIG)
     torch.manual_seed(TINY_SEED)  # the weights are a pure function of the seed
     LlamaForCausalLM(config).save_pretrained(str(out))
-    hf = tok.hf_tokenizer or PreTrainedTokenizerFast(tokenizer_object=tok.backend, bos_token=tok.bos_token,
-                                                     eos_token=tok.eos_token)
-    hf.save_pretrained(str(out))
+    hf_tokenizer_of(tok).save_pretrained(str(out))
 
 
 RANDOM_SEED = 0

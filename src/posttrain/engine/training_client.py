@@ -52,7 +52,11 @@ class TrainingClient:
         self.dist = DistContext.current()
         self.device = next(base.model.parameters()).device
         if lora is not None:
-            self.model = add_lora(base.model, lora, seed, base.folder)
+            hidden = int(getattr(base.model.config.get_text_config(), "hidden_size", lora.rank))
+            if lora.rank > hidden:  # an adapter wider than the layers it adapts: a typo, and maybe gigabytes
+                raise PosttrainError(f"LoRA rank {lora.rank} exceeds {base.name}'s hidden size {hidden}; use a rank "
+                                     f"of at most {hidden} (typically 8 to 128), or a full fine-tune")
+            self.model = add_lora(base.model, lora, seed, base.shareable_name)
         else:
             self.model = base.model
             self.model.requires_grad_(True)
@@ -293,9 +297,7 @@ class TrainingClient:
                 self.model.save_pretrained(str(folder), save_embedding_layers=False)
             else:
                 self.model.save_pretrained(str(folder))
-            hf = self.base.tokenizer.hf_tokenizer
-            if hf is not None:
-                hf.save_pretrained(str(folder))
+            self.base.hf_tokenizer().save_pretrained(str(folder))  # the folder is usable on its own
             ckpt.write_meta(folder, self._meta("sampler", user_metadata))
 
         if self.dist.is_main():

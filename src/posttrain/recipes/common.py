@@ -36,7 +36,8 @@ def make_backend(cfg: RecipeConfig) -> Backend:
 def model_tokenizer_name(model_name: str) -> str:
     """The tokenizer a model trains with, without loading its weights."""
     offline = {"posttrain:smollm2-135m-instruct": "posttrain:smollm2", "posttrain:tiny-smollm2": "posttrain:smollm2",
-               "posttrain:tiny-llama3": "posttrain:llama3"}
+               "posttrain:tiny-llama3": "posttrain:llama3", "posttrain:random-llama3-1b": "posttrain:llama3",
+               "posttrain:random-llama3-8b": "posttrain:llama3", "posttrain:random-qwen3-8b": "posttrain:qwen3"}
     if model_name in offline:
         return offline[model_name]
     if model_name.startswith("posttrain:"):
@@ -98,14 +99,19 @@ class Setup:
 def setup(cfg: RecipeConfig) -> Setup:
     """Join the process group (torchrun), check the settings, the backend's credentials and that the
     renderer fits the model's tokenizer: all before any data is read."""
-    from posttrain.renderers import get_recommended_renderer_name
+    from posttrain.renderers import get_recommended_renderer_name, renderer_names
     from posttrain.training.launch import init_distributed
 
     dist = init_distributed()
     cfg.check()
     backend = make_backend(cfg)
     tok_name = model_tokenizer_name(cfg.model_name)
-    renderer_name = cfg.renderer_name or get_recommended_renderer_name(cfg.model_name)
+    try:  # an unknown --renderer, or a model with no known chat format and no --renderer
+        renderer_name = cfg.renderer_name or get_recommended_renderer_name(cfg.model_name)
+        if renderer_name not in renderer_names():
+            raise ValueError(f"unknown renderer {renderer_name!r}; known renderers: {', '.join(renderer_names())}")
+    except ValueError as err:
+        raise PosttrainError(f"{err} (--renderer)") from None
     renderer = check_renderer_fits(renderer_name, tok_name, cfg.model_name)
     return Setup(dist, backend, renderer, renderer_name, tok_name)
 

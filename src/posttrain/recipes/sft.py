@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from posttrain.data.builders import (
+    LINE,
     ChatDatasetConfig,
     FromConversationFileBuilder,
     NoRobotsBuilder,
@@ -22,6 +23,7 @@ from posttrain.data.builders import (
 )
 from posttrain.data.supervised import SupervisedDataset, SupervisedDatasetFromHFDataset, apply_fns
 from posttrain.errors import PosttrainError
+from posttrain.messages import to_messages
 from posttrain.recipes.common import open_run, setup, write_parity
 from posttrain.recipes.config import RecipeConfig, from_recipe
 from posttrain.training.sft import SFTLoop, SFTResult
@@ -79,6 +81,42 @@ def build_datasets(cfg: SFTConfig, chat: ChatDatasetConfig) -> tuple[SupervisedD
     return train, test
 
 
+def data_report(cfg: SFTConfig, train: SupervisedDataset, test: SupervisedDataset | None, renderer: Any,
+                train_on: str) -> dict[str, Any]:
+    """What the run trains on, for ``RUN/data_report.json`` and the summary: the split, and every row
+    that ``max_length`` cuts (with the trained tokens it loses) or whose replies are all empty. A data
+    set whose every reply is empty is refused: it would teach end-of-turn tokens alone."""
+    report: dict[str, Any] = {"train_rows": 0, "test_rows": 0, "max_length": cfg.max_length, "truncated": 0,
+                              "trained_tokens_cut": 0, "empty_replies": 0, "rows": []}
+    for split, ds in (("train", train), ("test", test)):
+        if not isinstance(ds, SupervisedDatasetFromHFDataset):
+            continue
+        report[f"{split}_rows"] = len(ds.hf_dataset)
+        for position, row in enumerate(ds.hf_dataset, start=1):
+            where = f"{split} row {position} (line {row.get(LINE, '?')})"
+            messages = to_messages(row["messages"])
+            if not any(m.text.strip() for m in messages if m.role == "assistant"):
+                report["empty_replies"] += 1
+                _listed(report, f"{where}: every assistant reply is empty")
+            example = renderer.build_supervised_example(messages, train_on)
+            if len(example.tokens) > cfg.max_length:
+                lost = int(sum(w > 0 for w in example.weights[cfg.max_length:]))
+                report["truncated"] += 1
+                report["trained_tokens_cut"] += lost
+                _listed(report, f"{where}: {len(example.tokens)} tokens cut to {cfg.max_length}, {lost} trained "
+                                "tokens lost")
+    total = report["train_rows"] + report["test_rows"]
+    if total and report["empty_replies"] == total:
+        raise PosttrainError(f"every assistant reply in {cfg.dataset} is empty: the run would learn end-of-turn "
+                             "tokens alone")
+    return report
+
+
+def _listed(report: dict[str, Any], line: str, limit: int = 500) -> None:
+    if len(report["rows"]) < limit:
+        report["rows"].append(line)
+
+
 def run_sft(cfg: SFTConfig) -> SFTResult:
     """Check everything, build the data, train. Under torchrun every rank calls this."""
     s = setup(cfg)
@@ -87,11 +125,19 @@ def run_sft(cfg: SFTConfig) -> SFTResult:
     train_on = str(cfg.train_on_what or ("last_assistant_message" if cfg.dataset == "tulu3" else "all_assistant_messages"))
     config = cfg.run_config(s.renderer_name, s.tokenizer_name, s.renderer.tokenizer.bos_token_id,
                             train_on_what=train_on, reduction="mean", loss_fn="cross_entropy")
-    run, (train, test) = open_run(cfg, config, s, lambda: build_datasets(cfg, chat))
+    def build() -> tuple[SupervisedDataset, SupervisedDataset | None, dict[str, Any]]:
+        train, test = build_datasets(cfg, chat)
+        return train, test, data_report(cfg, train, test, s.renderer, train_on)
 
-    def first_batch(datums: list[Any]) -> None:
-        write_parity(run, config, train, s.renderer, train_on, datums)
-
+    run, (train, test, report) = open_run(cfg, config, s, build)
     with run:
-        return SFTLoop(cfg.loop_config(), s.backend, run, train, test, is_main=s.dist.is_main(),
-                       on_first_batch=first_batch).run()
+        if s.dist.is_main():
+            run.write_json("data_report.json", report)
+
+        def first_batch(datums: list[Any]) -> None:
+            write_parity(run, config, train, s.renderer, train_on, datums)
+
+        result = SFTLoop(cfg.loop_config(), s.backend, run, train, test, is_main=s.dist.is_main(),
+                         on_first_batch=first_batch).run()
+        result.extra["data"] = report
+    return result

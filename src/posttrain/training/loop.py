@@ -13,6 +13,8 @@ rest of a resumed run equals the uninterrupted run, step for step.
 
 from __future__ import annotations
 
+import inspect
+import sys
 import time
 from abc import ABC, abstractmethod
 from collections import deque
@@ -24,10 +26,10 @@ from posttrain.data.supervised import SupervisedDataset
 from posttrain.datum import Datum
 from posttrain.engine.hosted import Backend
 from posttrain.engine.types import AdamParams
-from posttrain.errors import NonFiniteError
+from posttrain.errors import NonFiniteError, PosttrainError
 from posttrain.training.metrics import MetricsLog, progress_bar, read_metrics
 from posttrain.training.plot import plot_curves
-from posttrain.training.run_folder import RunFolder
+from posttrain.training.run_folder import CHECKPOINTS, RunFolder, RunFolderError
 from posttrain.training.schedule import lr_multiplier
 
 
@@ -62,10 +64,38 @@ def make_training_client(service: Any, cfg: LoopConfig, resume: dict[str, Any] |
     if resume is not None:
         return service.create_training_client_from_state_with_optimizer(resume["state_path"])
     if cfg.load_checkpoint_path:
-        return service.create_training_client_from_state(cfg.load_checkpoint_path)
+        create = service.create_training_client_from_state
+        if "base_model" in inspect.signature(create).parameters:  # the local engine checks it before loading
+            return create(cfg.load_checkpoint_path, base_model=cfg.model_name)
+        return create(cfg.load_checkpoint_path)
     if cfg.lora_rank == 0:
         return service.create_full_finetune_training_client(cfg.model_name, seed=cfg.seed)
     return service.create_lora_training_client(cfg.model_name, rank=cfg.lora_rank, seed=cfg.seed)
+
+
+def resume_client(service: Any, cfg: LoopConfig, run: RunFolder) -> tuple[Any, dict[str, Any] | None]:
+    """The training client and the checkpoint record it resumes from (None: a fresh start). A checkpoint
+    that cannot be read is passed over for the one before it, and said so; records whose checkpoints
+    are all gone stop the run rather than silently start it again."""
+    records = run.records()
+    failures: list[str] = []
+    for record in reversed(run.usable_checkpoints()):
+        try:
+            client = make_training_client(service, cfg, record)
+        except PosttrainError as err:
+            failures.append(f"{record['name']}: {err}")
+            continue
+        if failures:
+            print(f"posttrain: {run.path}: resuming from {record['name']} (step {record['step']}); passed over "
+                  f"{'; '.join(failures)}", file=sys.stderr)
+        return client, record
+    if records:
+        why = f": {failures[0]}" if failures else ": their folders are gone"
+        raise RunFolderError(f"{run.path}: none of the {len(records)} checkpoints in {CHECKPOINTS} can be resumed"
+                             f"{why}; start a new run with another --out")
+    if read_metrics(run.metrics_path):
+        print(f"posttrain: {run.path}: no checkpoint was saved; training again from step 0", file=sys.stderr)
+    return make_training_client(service, cfg, None), None
 
 
 @dataclass
@@ -136,8 +166,8 @@ class TrainingLoop(ABC):
         resume = self.run_folder.last_checkpoint()
         if resume is not None and resume.get("name") == "final":
             return self._result(start, resume, note="already complete")
+        client, resume = resume_client(self.backend.service, self.cfg, self.run_folder)
         steps_done = resume["step"] if resume else 0
-        client = make_training_client(self.backend.service, self.cfg, resume)
         self.prepare(client, resumed=resume is not None)
         log = MetricsLog(self.run_folder.metrics_path, keep_before_step=steps_done) if self.is_main else None
         first_epoch, first_batch = (resume["epoch"], resume["batch"]) if resume else (0, 0)

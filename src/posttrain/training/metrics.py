@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ from typing import Any
 import numpy as np
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from posttrain.errors import NonFiniteError
+from posttrain.errors import NonFiniteError, PosttrainError
 
 TIMING_PREFIX = "time/"
 
@@ -28,6 +29,31 @@ def mean_nll(logprobs: Sequence[np.ndarray], weights: Sequence[np.ndarray]) -> f
     return -float(sum(np.dot(lp, w) for lp, w in zip(logprobs, weights, strict=True))) / total_w
 
 
+def read_log(path: Path, repair: bool = False) -> list[dict[str, Any]]:
+    """The records of an append-only JSON-lines log (``metrics.jsonl``, ``checkpoints.jsonl``).
+
+    A crash mid-write leaves a torn last line (no newline, not JSON): it is dropped, and with ``repair``
+    cut from the file, so appending can go on. Any other bad line is an error naming the file and line."""
+    if not path.exists():
+        return []
+    data = path.read_bytes()
+    lines = data.split(b"\n")
+    records: list[dict[str, Any]] = []
+    for number, raw in enumerate(lines, start=1):
+        if not raw.strip():
+            continue
+        try:
+            records.append(json.loads(raw))
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
+            if number == len(lines):  # the last line and no newline after it: a write the crash cut short
+                if repair:
+                    with open(path, "r+b") as fh:
+                        fh.truncate(len(data) - len(raw))
+                return records
+            raise PosttrainError(f"{path}:{number}: not a JSON record ({err}); the run's log is damaged") from None
+    return records
+
+
 class MetricsLog:
     """Appends one line per step and flushes it to disk, so a killed run keeps every finished step."""
 
@@ -38,12 +64,18 @@ class MetricsLog:
         self._file = open(path, "a", encoding="utf-8")  # noqa: SIM115 - held open for the run
 
     def truncate(self, step: int) -> None:
-        """Drop lines of steps ≥ ``step``: a resumed run recomputes them."""
+        """Drop lines of steps ≥ ``step`` (a resumed run recomputes them) and a torn last line; the file
+        is replaced whole, so a crash here leaves the old one."""
         if not self.path.exists():
             return
-        lines = [line for line in self.path.read_text(encoding="utf-8").splitlines()
-                 if line.strip() and json.loads(line).get("step", -1) < step]
-        self.path.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+        kept = [r for r in read_log(self.path) if r.get("step", -1) < step]
+        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.")
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write("".join(json.dumps(r, sort_keys=True) + "\n" for r in kept))
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, self.path)
 
     def write(self, metrics: dict[str, Any]) -> None:
         """One strict-JSON line; a non-finite value stops the run instead (NaN is not JSON)."""
@@ -60,9 +92,7 @@ class MetricsLog:
 
 
 def read_metrics(path: Path) -> list[dict[str, Any]]:
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return read_log(path)
 
 
 def without_timings(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -28,14 +28,17 @@ from typing import Any
 
 from posttrain.engine.checkpoints import META
 from posttrain.errors import PosttrainError
+from posttrain.training.metrics import read_log
 
 CONFIG = "config.json"
 METRICS = "metrics.jsonl"
 CHECKPOINTS = "checkpoints.jsonl"
 CHECKPOINT_DIR = "checkpoints"
 LOCK = ".lock"
+DATA_REPORT = "data_report.json"
 # Settings that may change on resume without changing what the run computes.
-RESUMABLE_CHANGES = frozenset({"resume", "show_progress"})
+# log_path: the folder being opened is the run's, however its path is spelled (relative, absolute).
+RESUMABLE_CHANGES = frozenset({"resume", "show_progress", "log_path"})
 
 
 class RunFolderError(PosttrainError, ValueError):
@@ -49,6 +52,7 @@ def _write_json_atomically(path: Path, obj: Any) -> None:
         fh.write("\n")
         fh.flush()
         os.fsync(fh.fileno())
+    os.chmod(tmp, 0o644)  # mkstemp makes it 0600; a run's files are for whoever reads the run
     os.replace(tmp, path)
 
 
@@ -135,8 +139,12 @@ class RunFolder:
 
     @classmethod
     def _never_started(cls, folder: Path) -> bool:
-        """Only the config of a run that stopped before its first step: nothing to lose by starting again."""
-        return cls._contents(folder) == {CONFIG}
+        """A run that stopped before finishing its first step (say, refused by the engine): no metrics line,
+        no checkpoint record. Nothing to lose by starting again, with corrected settings too."""
+        contents = cls._contents(folder)
+        if CONFIG not in contents or not contents <= {CONFIG, METRICS, CHECKPOINTS, CHECKPOINT_DIR, "parity", DATA_REPORT}:
+            return False
+        return not read_log(folder / METRICS) and not read_log(folder / CHECKPOINTS)
 
     @staticmethod
     def _check_existing(folder: Path, config: dict[str, Any], resume: bool) -> None:
@@ -159,19 +167,17 @@ class RunFolder:
 
     # -- checkpoint records -----------------------------------------------------------------------
     def records(self) -> list[dict[str, Any]]:
-        path = self.path / CHECKPOINTS
-        if not path.exists():
-            return []
-        return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        """The checkpoint records; a torn last line (a crash mid-write) is cut from the file."""
+        return read_log(self.path / CHECKPOINTS, repair=True)
+
+    def usable_checkpoints(self) -> list[dict[str, Any]]:
+        """The records whose state checkpoint is on disk, oldest first (a record's folder is missing
+        only if the disk lost it or a person deleted it)."""
+        return [r for r in self.records() if r.get("state_path") and (Path(r["state_path"]) / META).is_file()]
 
     def last_checkpoint(self) -> dict[str, Any] | None:
-        """The newest record whose state checkpoint is on disk (a crash may leave a record's folder
-        missing only if the disk lost it; such records are passed over)."""
-        for record in reversed(self.records()):
-            state = record.get("state_path")
-            if state and (Path(state) / META).is_file():
-                return record
-        return None
+        usable = self.usable_checkpoints()
+        return usable[-1] if usable else None
 
     def record_checkpoint(self, record: dict[str, Any]) -> None:
         with open(self.path / CHECKPOINTS, "a", encoding="utf-8") as fh:
