@@ -104,3 +104,38 @@ def test_a_run_the_engine_refused_can_be_rerun_with_corrected_settings(tmp_path,
     assert main([*args, "--max-length", "512"]) == 0
     config = json.loads((tmp_path / "run" / "config.json").read_text())
     assert config["max_length"] == 512
+
+
+def test_a_full_disk_while_checkpointing_is_one_line(tmp_path, capsys, monkeypatch):
+    import errno
+
+    from posttrain.engine import checkpoints
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(checkpoints, "save_tensors", full)
+    assert main(_sft(tmp_path, "--model", "posttrain:tiny-smollm2", "--lora-rank", "4", "--max-steps", "2",
+                     "--save-every", "1")) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert "cannot write checkpoint" in err and "No space left on device; nothing was replaced" in err
+
+
+def test_sft_skip_invalid_leaves_out_and_lists_bad_rows(tmp_path, capsys):
+    rows = default_dataset_path().read_text().splitlines(keepends=True)[:10]
+    rows.insert(3, "{not json\n")  # file line 4
+    rows.insert(6, json.dumps({"messages": [{"role": "user", "content": "only a question"}]}) + "\n")  # line 7
+    data = tmp_path / "mixed.jsonl"
+    data.write_text("".join(rows))
+    args = ["train", "sft", "--model", "posttrain:tiny-smollm2", "--dataset", str(data), "--test-size", "0",
+            "--batch-size", "4", "--max-length", "64", "--lora-rank", "4", "--max-steps", "1", "--eval-every", "0",
+            "--save-every", "0", "--out", str(tmp_path / "run")]
+    assert main(args) == 2
+    assert "mixed.jsonl:4: invalid JSON" in capsys.readouterr().err
+    assert main([*args, "--skip-invalid"]) == 0
+    assert "2 skipped as invalid" in capsys.readouterr().out
+    report = json.loads((tmp_path / "run" / "data_report.json").read_text())
+    assert report["skipped"] == 2 and report["train_rows"] == 10
+    assert any("mixed.jsonl:4: invalid JSON" in r for r in report["skipped_rows"])
+    assert any("mixed.jsonl:7:" in r for r in report["skipped_rows"])

@@ -90,7 +90,8 @@ def run_sft_command(args: argparse.Namespace) -> int:
         if data:
             print(f"data: {data['train_rows']} train / {data['test_rows']} test conversations; "
                   f"{data['truncated']} cut at --max-length {data['max_length']} ({data['trained_tokens_cut']} trained "
-                  f"tokens lost); {data['empty_replies']} with empty replies (rows in {cfg.log_path}/data_report.json)")
+                  f"tokens lost); {data['empty_replies']} with empty replies; {data['skipped']} skipped as invalid "
+                  f"(rows in {cfg.log_path}/data_report.json)")
     return 0
 
 
@@ -162,6 +163,9 @@ def add_sft_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[typ
     p.add_argument("--train-on", dest="train_on_what", choices=[m.value for m in TrainOnWhat],
                    help="which tokens carry loss (default: the dataset's)")
     p.add_argument("--batch-size", type=positive_int, help="conversations per step")
+    p.add_argument("--skip-invalid", action="store_true", default=None,
+                   help="leave out rows that cannot be read or rendered (listed in RUN/data_report.json) instead "
+                        "of stopping at the first")
     p.set_defaults(func=run_sft_command)
 
 

@@ -19,12 +19,12 @@ Hub builders take ``path`` (default: the hub id) and optional ``data_files``: an
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal, cast
 
 import datasets
 
-from posttrain.data.sources import load_conversations
+from posttrain.data.sources import SkipReport, load_conversations_with_report
 from posttrain.data.supervised import SupervisedDataset, SupervisedDatasetFromHFDataset, conversation_to_datum
 from posttrain.datum import Datum
 from posttrain.errors import InputError, PosttrainError
@@ -79,9 +79,12 @@ class FromConversationFileBuilder:
     config: ChatDatasetConfig
     test_size: int = 0
     shuffle_seed: int | None = 0
+    skip_invalid: bool = False  # malformed rows are left out and listed in ``skipped`` instead of raising
+    skipped: SkipReport = field(default_factory=SkipReport)
 
     def __call__(self) -> Split:
-        ds = load_conversations(self.file_path, line_column=LINE)
+        ds, self.skipped = load_conversations_with_report(self.file_path, line_column=LINE,
+                                                          skip_invalid=self.skip_invalid)
         if self.shuffle_seed is not None:
             ds = ds.shuffle(seed=self.shuffle_seed)
         map_fn = _map_fn(self.config, TrainOnWhat.ALL_ASSISTANT_MESSAGES, self.file_path)

@@ -41,8 +41,11 @@ def write_atomically(target: Path, write: Callable[[Path], None], overwrite: boo
     """Call ``write(tmp_folder)``, then swap the folder into ``target`` (see :mod:`posttrain.runfolder`)."""
     if target.exists() and not overwrite:
         raise CheckpointError(f"checkpoint {target} already exists; pass overwrite=True or choose another name")
-    with atomic_run_folder(target) as tmp:
-        write(tmp)
+    try:
+        with atomic_run_folder(target) as tmp:
+            write(tmp)
+    except OSError as err:  # a full disk, a lost mount: the folder swap never happened, the old one stands
+        raise CheckpointError(f"cannot write checkpoint {target}: {err.strerror or err}; nothing was replaced") from err
 
 
 def write_meta(folder: Path, meta: Mapping[str, Any]) -> None:

@@ -8,6 +8,7 @@ the model's at temperature 1 and agree with the training client's ``forward`` to
 from __future__ import annotations
 
 import copy
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -68,7 +69,9 @@ class SamplingClient:
         else:
             from peft import PeftModel
 
-            model = merge_lora(PeftModel.from_pretrained(base.model, str(folder)))
+            with warnings.catch_warnings():  # the adapter names the base by hub id; we load it from the cache
+                warnings.filterwarnings("ignore", message=".*base_model_name_or_path.*was renamed.*")
+                model = merge_lora(PeftModel.from_pretrained(base.model, str(folder)))
         return cls(model, base, str(folder))
 
     # -- API --------------------------------------------------------------------------------------

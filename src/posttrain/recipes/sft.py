@@ -38,6 +38,7 @@ class SFTConfig(RecipeConfig):
 
     log_path: str = "runs/sft"
     train_on_what: str | None = None  # default: the dataset builder's
+    skip_invalid: bool = False  # leave out (and report) rows that cannot be read or rendered
     recipe: str = "sft"
 
 
@@ -65,20 +66,41 @@ def dataset_builder(cfg: SFTConfig, chat: ChatDatasetConfig) -> Any:
         from posttrain.default_data import default_dataset_path
 
         path = str(default_dataset_path())
-    return FromConversationFileBuilder(path, chat, test_size=cfg.test_size)
+    return FromConversationFileBuilder(path, chat, test_size=cfg.test_size, skip_invalid=cfg.skip_invalid)
 
 
-def build_datasets(cfg: SFTConfig, chat: ChatDatasetConfig) -> tuple[SupervisedDataset, SupervisedDataset | None]:
-    train, test = dataset_builder(cfg, chat)()
-    for ds in (train, test):
-        if isinstance(ds, SupervisedDatasetFromHFDataset):
-            for row in ds.hf_dataset:  # every row once, so bad data stops the run before any training
-                apply_fns([row], ds.map_fn, ds.flatmap_fn)
+def build_datasets(cfg: SFTConfig, chat: ChatDatasetConfig) -> tuple[SupervisedDataset, SupervisedDataset | None,
+                                                                     list[str]]:
+    """(train, test, skipped rows). Every row is rendered once, so bad data stops the run before any
+    training — or, with ``skip_invalid``, is left out and listed ("file:line: reason")."""
+    builder = dataset_builder(cfg, chat)
+    train, test = builder()
+    skipped = list(builder.skipped.reasons) if cfg.skip_invalid and hasattr(builder, "skipped") else []
+    train, test = (_checked(ds, cfg.skip_invalid, skipped) for ds in (train, test))
     if len(train) == 0:
         rows = len(train.hf_dataset) if isinstance(train, SupervisedDatasetFromHFDataset) else 0
         raise PosttrainError(f"batch size {cfg.batch_size} is larger than the training set ({rows} conversations"
                              f"{' after the test split' if test is not None else ''}); lower --batch-size")
-    return train, test
+    return train, test, skipped
+
+
+def _checked(ds: Any, skip_invalid: bool, skipped: list[str]) -> Any:
+    if not isinstance(ds, SupervisedDatasetFromHFDataset):
+        return ds
+    bad = []
+    for position, row in enumerate(ds.hf_dataset):
+        try:
+            apply_fns([row], ds.map_fn, ds.flatmap_fn)
+        except PosttrainError as err:
+            if not skip_invalid:
+                raise
+            skipped.append(str(err))
+            bad.append(position)
+    if not bad:
+        return ds
+    keep = sorted(set(range(len(ds.hf_dataset))) - set(bad))
+    return SupervisedDatasetFromHFDataset(ds.hf_dataset.select(keep), ds.batch_size, map_fn=ds.map_fn,
+                                          flatmap_fn=ds.flatmap_fn)
 
 
 def data_report(cfg: SFTConfig, train: SupervisedDataset, test: SupervisedDataset | None, renderer: Any,
@@ -126,8 +148,10 @@ def run_sft(cfg: SFTConfig) -> SFTResult:
     config = cfg.run_config(s.renderer_name, s.tokenizer_name, s.renderer.tokenizer.bos_token_id,
                             train_on_what=train_on, reduction="mean", loss_fn="cross_entropy")
     def build() -> tuple[SupervisedDataset, SupervisedDataset | None, dict[str, Any]]:
-        train, test = build_datasets(cfg, chat)
-        return train, test, data_report(cfg, train, test, s.renderer, train_on)
+        train, test, skipped = build_datasets(cfg, chat)
+        report = data_report(cfg, train, test, s.renderer, train_on)
+        report.update(skipped=len(skipped), skipped_rows=skipped[:500])
+        return train, test, report
 
     run, (train, test, report) = open_run(cfg, config, s, build)
     with run:

@@ -45,7 +45,7 @@ from posttrain.training.loop import (
     LoopResult,
     adam_params,
     loop_result,
-    make_training_client,
+    resume_client,
     save_final,
 )
 from posttrain.training.metrics import MetricsLog, progress_bar
@@ -161,8 +161,8 @@ class RLLoop:
         resume = self.run_folder.last_checkpoint()
         if resume is not None and resume.get("name") == "final":
             return self._result(start, resume, "already complete")
+        client, resume = resume_client(self.backend.service, self.cfg, self.run_folder)
         first = resume["batch"] if resume else 0
-        client = make_training_client(self.backend.service, self.cfg, resume)
         self.prepare(client, resume is not None)
         log = MetricsLog(self.run_folder.metrics_path, keep_before_step=first) if self.is_main else None
         with progress_bar(self.cfg.show_progress and self.is_main, self.title) as bar:
