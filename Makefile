@@ -56,6 +56,7 @@ bench: $(VENV)/.installed-test
 	$(BIN)/python benchmarks/bench_engine.py
 	$(BIN)/python benchmarks/bench_train.py
 	$(BIN)/python benchmarks/bench_streaming.py
+	$(BIN)/python benchmarks/bench_scale.py
 
 clean:
 	rm -rf $(VENV) $(REF_VENV) runs .pytest_cache

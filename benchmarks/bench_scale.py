@@ -58,7 +58,7 @@ def attention(kind: str, batch: int, length: int, repeats: int = 3) -> dict:
     q, k, v = _qkv(batch, length, packed=kind != "batched")
     module = torch.nn.Module()
     module.num_key_value_groups = HEADS // KV_HEADS
-    cu = boundaries([length] * batch, q.device)
+    cu = boundaries([length] * batch)
     if kind == "mask":
         seq = torch.arange(batch * length) // length
         pos = torch.arange(batch * length)
