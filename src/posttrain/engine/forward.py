@@ -153,8 +153,8 @@ class PackedForward:
             self.packs = self.config._attn_implementation == PACKED_ATTENTION  # some models refuse it
         weight = self.head.weight if hasattr(self.head, "weight") else next(self.head.parameters())
         self.device, self.dtype = weight.device, weight.dtype
-        vocab = int(weight.shape[0])
-        self.chunk_tokens = self.settings.logprob_chunk_tokens or max(64, LOGITS_CHUNK_ELEMENTS // vocab)
+        self._vocab = int(weight.shape[0])
+        self.chunk_tokens = self.settings.logprob_chunk_tokens or max(64, LOGITS_CHUNK_ELEMENTS // self._vocab)
         self.activation_budget = int(ACTIVATION_SHARE * free_memory_bytes(self.device))
         self._per_token = activation_bytes_per_token(self.config, self.dtype)
         self._head_trains = any(p.requires_grad for p in self.head.parameters())
@@ -210,8 +210,7 @@ class PackedForward:
     def _check_head(self) -> None:
         """The chunked head must give the model's own logits: refuse an architecture whose output layer
         does more than this module knows of, rather than train it on wrong numbers."""
-        vocab = int(self.head.weight.shape[0]) if hasattr(self.head, "weight") else 2
-        ids = (torch.arange(1, 9, device=self.device) * 7919 % vocab)[None]
+        ids = torch.from_numpy(self._probe(1, 8)).to(self.device)[None]
         want = torch.log_softmax(self.model(input_ids=ids, use_cache=False).logits[0, :-1].float(), -1)
         want = want.gather(-1, ids[0, 1:, None]).squeeze(-1)
         hidden = self.backbone(input_ids=ids, use_cache=False).last_hidden_state[0, :-1]
@@ -226,9 +225,8 @@ class PackedForward:
     def _packing_is_exact(self) -> bool:
         """Two sequences packed in one row against each alone: catches an architecture whose layers
         ignore the boundaries (state carried along the row, attention without the kwargs)."""
-        vocab = int(self.head.weight.shape[0]) if hasattr(self.head, "weight") else 2
-        probe = [np.arange(start, start + n, dtype=np.int64) * 7919 % vocab for start, n in ((1, 6), (11, 9))]
-        datums = [PackedDatum(p[:-1], {"target_tokens": p[1:]}) for p in probe]
+        probes = [self._probe(1, 6), self._probe(11, 9)]
+        datums = [PackedDatum(p[:-1], {"target_tokens": p[1:]}) for p in probes]
         try:
             packed = self.logprobs(datums)
         except (PosttrainError, ValueError, TypeError, RuntimeError):  # the model refuses packed input
@@ -238,6 +236,10 @@ class PackedForward:
         self.packs = True
         tolerance = 1e-4 if self.dtype == torch.float32 else 5e-2
         return all(torch.allclose(p, a, atol=tolerance, rtol=tolerance) for p, a in zip(packed, alone, strict=True))
+
+    def _probe(self, start: int, n: int) -> np.ndarray:
+        """``n`` arbitrary token ids spread over the vocabulary, for the start-up checks."""
+        return np.arange(start, start + n, dtype=np.int64) * 7919 % self._vocab
 
     def _chunk(self, hidden: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         logits = self.head(hidden).float()
