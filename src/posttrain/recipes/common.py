@@ -18,7 +18,7 @@ from posttrain.messages import to_messages
 from posttrain.recipes.config import RecipeConfig
 from posttrain.renderers import Renderer, get_renderer
 from posttrain.tokenizer import get_tokenizer
-from posttrain.training.run_folder import CHECKPOINT_DIR, RunFolder, RunFolderError, RunLock
+from posttrain.training.run_folder import CHECKPOINT_DIR, RunFolder, RunLock
 
 N_SNAPSHOT = 8
 T = TypeVar("T")
@@ -106,12 +106,13 @@ def setup(cfg: RecipeConfig) -> Setup:
     cfg.check()
     backend = make_backend(cfg)
     tok_name = model_tokenizer_name(cfg.model_name)
-    try:  # an unknown --renderer, or a model with no known chat format and no --renderer
+    try:
         renderer_name = cfg.renderer_name or get_recommended_renderer_name(cfg.model_name)
-        if renderer_name not in renderer_names():
-            raise ValueError(f"unknown renderer {renderer_name!r}; known renderers: {', '.join(renderer_names())}")
-    except ValueError as err:
+    except ValueError as err:  # a model with no known chat format, and no --renderer
         raise PosttrainError(f"{err} (--renderer)") from None
+    if renderer_name not in renderer_names():
+        raise PosttrainError(f"unknown renderer {renderer_name!r}; known renderers: {', '.join(renderer_names())} "
+                             "(--renderer)")
     renderer = check_renderer_fits(renderer_name, tok_name, cfg.model_name)
     return Setup(dist, backend, renderer, renderer_name, tok_name)
 
@@ -122,9 +123,7 @@ def open_run(cfg: RecipeConfig, config: dict[str, Any], s: Setup, build_data: Ca
     (``with run:``); a run refused here leaves no folder it created."""
     lock = None
     if s.dist.is_main():
-        if not str(cfg.log_path).strip():
-            raise RunFolderError("the run folder (--out) must not be empty")
-        lock = RunLock(Path(cfg.log_path))
+        lock = RunLock(cfg.log_path)
         if lock.taken_over:
             print(f"posttrain: {cfg.log_path}: took over the lock of a run that ended without releasing it "
                   f"({lock.taken_over})", file=sys.stderr)

@@ -29,6 +29,18 @@ def mean_nll(logprobs: Sequence[np.ndarray], weights: Sequence[np.ndarray]) -> f
     return -float(sum(np.dot(lp, w) for lp, w in zip(logprobs, weights, strict=True))) / total_w
 
 
+def write_text_atomically(path: Path, text: str) -> None:
+    """Write ``text`` beside ``path``, sync it, then rename it into place: a crash leaves the old file or
+    the new one, never half of either. Readable by others (mkstemp alone makes it 0600)."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(text)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.chmod(tmp, 0o644)
+    os.replace(tmp, path)
+
+
 def read_log(path: Path, repair: bool = False) -> list[dict[str, Any]]:
     """The records of an append-only JSON-lines log (``metrics.jsonl``, ``checkpoints.jsonl``).
 
@@ -69,13 +81,7 @@ class MetricsLog:
         if not self.path.exists():
             return
         kept = [r for r in read_log(self.path) if r.get("step", -1) < step]
-        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.")
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write("".join(json.dumps(r, sort_keys=True) + "\n" for r in kept))
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, self.path)
+        write_text_atomically(self.path, "".join(json.dumps(r, sort_keys=True) + "\n" for r in kept))
 
     def write(self, metrics: dict[str, Any]) -> None:
         """One strict-JSON line; a non-finite value stops the run instead (NaN is not JSON)."""

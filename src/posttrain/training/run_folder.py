@@ -21,14 +21,13 @@ import json
 import os
 import socket
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 from posttrain.engine.checkpoints import META
 from posttrain.errors import PosttrainError
-from posttrain.training.metrics import read_log
+from posttrain.training.metrics import read_log, write_text_atomically
 
 CONFIG = "config.json"
 METRICS = "metrics.jsonl"
@@ -46,21 +45,20 @@ class RunFolderError(PosttrainError, ValueError):
 
 
 def _write_json_atomically(path: Path, obj: Any) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        json.dump(obj, fh, indent=1, sort_keys=True, ensure_ascii=False)
-        fh.write("\n")
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.chmod(tmp, 0o644)  # mkstemp makes it 0600; a run's files are for whoever reads the run
-    os.replace(tmp, path)
+    write_text_atomically(path, json.dumps(obj, indent=1, sort_keys=True, ensure_ascii=False) + "\n")
+
+
+def run_path(path: str | Path) -> Path:
+    if not str(path).strip():
+        raise RunFolderError("the run folder (--out) must not be empty")
+    return Path(path)
 
 
 class RunLock:
     """The exclusive lock of a run folder, held until :meth:`release` (or the process ends)."""
 
-    def __init__(self, folder: Path):
-        self.folder = folder
+    def __init__(self, path: str | Path):
+        self.folder = folder = run_path(path)
         self.created = not folder.exists()
         self.created_file = self.created or not (folder / LOCK).exists()
         try:
@@ -119,9 +117,7 @@ class RunFolder:
     @classmethod
     def open(cls, path: str | Path, config: dict[str, Any], resume: bool, write: bool = True) -> RunFolder:
         """Check ``path`` can hold this run; create it (``write``) or validate it for resuming."""
-        folder = Path(path)
-        if not str(path).strip():
-            raise RunFolderError("the run folder (--out) must not be empty")
+        folder = run_path(path)
         if folder.exists() and not folder.is_dir():
             raise RunFolderError(f"{folder} is a file, not a run folder; choose another --out")
         if folder.is_dir() and cls._contents(folder) and not cls._never_started(folder):
