@@ -1,5 +1,5 @@
 """``prepare`` output is pinned byte for byte to run folders written before prepare was rebuilt on the
-library's pieces (tests/data/golden_runs, written by the pre-change ``posttrain prepare``)."""
+library's pieces (tests/fixtures/golden_runs, written by the pre-change ``posttrain prepare``)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 
 from posttrain.prepare import PrepareConfig, run_prepare
 
-GOLDEN = Path(__file__).parent / "data" / "golden_runs"
+GOLDEN = Path(__file__).parent / "fixtures" / "golden_runs"
 PARITY_FILES = ("dataset_snapshot.json", "rendered_samples.json", "first_batch_payload.json")
 # Keys config.json gained after the golden runs were written; everything else must be unchanged.
 NEW_CONFIG_KEYS = {"reduction"}

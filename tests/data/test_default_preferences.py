@@ -18,7 +18,7 @@ from posttrain.datum import Datum
 from posttrain.default_data import default_preferences_path
 from posttrain.renderers.base import Renderer
 
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "make_default_preferences.py"
+SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "make_default_preferences.py"
 N_PAIRS = 360
 MAX_LENGTH = 256  # the DPO recipe's budget on the default model
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from posttrain import get_renderer, to_messages
 from posttrain.default_data import default_dataset_path, load_default_conversations
 
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "make_default_dataset.py"
+SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "make_default_dataset.py"
 
 
 def _generator():
