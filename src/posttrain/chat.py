@@ -1,0 +1,185 @@
+"""Chat with a model through its renderer: the conversation is rendered to the renderer's generation
+prompt, the reply is generated token by token (streamed to a callback as text), cut at the renderer's
+stop sequences and parsed back with ``parse_response`` — so a trained model is prompted exactly as it
+was trained. Formats with a reasoning section stream it apart from the answer.
+
+::
+
+    session = ChatSession(sampler, renderer, temperature=0.7)
+    reply = session.send("Hi!", on_text=lambda kind, text: print(text, end=""))
+    session.set_system("You are terse.")   # a new conversation with that system prompt
+    session.reset()                         # a new conversation
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from posttrain.errors import PosttrainError
+from posttrain.messages import Message
+
+#: ``on_text(kind, text)``: kind is "thinking" or "content"; text is what was added since the last call.
+OnText = Callable[[str, str], None]
+
+
+@dataclass
+class Streamed:
+    """The parsed reply as far as it has been shown: thinking and content printed so far."""
+
+    thinking: str = ""
+    content: str = ""
+
+    def advance(self, message: Message, on_text: OnText) -> bool:
+        """Show what ``message`` adds to what was shown; False when it does not extend it (the parse
+        changed its mind, as when a reasoning block closes), so nothing is shown."""
+        thinking, content = message.thinking or "", message.text
+        if not (thinking.startswith(self.thinking) and content.startswith(self.content)):
+            return False
+        for kind, new, old in (("thinking", thinking, self.thinking), ("content", content, self.content)):
+            delta = new[len(old):]
+            if delta and not delta.endswith("\ufffd"):  # hold a half-decoded UTF-8 character back
+                on_text(kind, delta)
+                setattr(self, kind, new)
+        return True
+
+
+def _check_temperature(temperature: float) -> None:
+    if not temperature >= 0:
+        raise PosttrainError(f"temperature must be at least 0, got {temperature}")
+
+
+@dataclass
+class ChatSession:
+    """A conversation with ``sampler``'s model (a :class:`posttrain.engine.SamplingClient`)."""
+
+    sampler: Any
+    renderer: Any
+    temperature: float = 0.7
+    top_p: float = 1.0
+    max_tokens: int = 512
+    seed: int | None = None
+    system: str | None = None
+    messages: list[dict[str, Any]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        _check_temperature(self.temperature)
+        if self.max_tokens < 1:
+            raise PosttrainError(f"max_tokens must be at least 1, got {self.max_tokens}")
+        self.reset()
+
+    def reset(self) -> None:
+        """A new conversation (the system prompt, if set, stays)."""
+        self.messages = [{"role": "system", "content": self.system}] if self.system else []
+
+    def set_system(self, text: str) -> None:
+        """A new conversation with ``text`` as its system prompt (empty: none)."""
+        self.system = text or None
+        self.reset()
+
+    def send(self, text: str, on_text: OnText | None = None) -> Message:
+        """Add a user turn, generate the reply (streamed to ``on_text``), add it; the parsed reply."""
+        self.messages.append({"role": "user", "content": text})
+        try:
+            message = self._generate(on_text or (lambda kind, text: None))
+        except BaseException:
+            self.messages.pop()  # an interrupted or failed turn leaves the conversation as it was
+            raise
+        self.messages.append(message.to_dict())
+        return message
+
+    def _generate(self, on_text: OnText) -> Message:
+        prompt = self.renderer.build_generation_prompt(self.messages)
+        shown = Streamed()
+        tokens: list[int] = []
+        for token in stream_tokens(self.sampler, prompt, self.renderer.get_stop_sequences(), self.temperature,
+                                   self.top_p, self.max_tokens, self.seed):
+            tokens.append(token)
+            shown.advance(self.renderer.parse_response(tokens)[0], on_text)
+        message = self.renderer.parse_response(tokens)[0]
+        if not shown.advance(message, on_text):  # the parse reshaped the reply: show the final one whole
+            on_text("content", "\n")
+            Streamed().advance(message, on_text)
+        return message
+
+
+def stream_tokens(sampler: Any, prompt: Sequence[int], stop: Sequence[int] | Sequence[str], temperature: float,
+                  top_p: float, max_tokens: int, seed: int | None) -> Iterator[int]:
+    """The sampled tokens of one reply, each as soon as it is generated (``transformers``' ``generate``
+    with a streamer, in a worker thread). Stops after a stop token or when a stop string appears."""
+    import threading
+
+    import torch
+    from transformers import StoppingCriteria, StoppingCriteriaList
+    from transformers.generation.streamers import BaseStreamer
+
+    model, tokenizer = sampler.model, sampler.base.tokenizer
+    room = sampler.base.max_context_length - len(prompt)
+    if room < 1:
+        raise PosttrainError(f"the conversation ({len(prompt)} tokens) fills the model's context of "
+                             f"{sampler.base.max_context_length}; /reset to start again")
+    stop_ids = [s for s in stop if isinstance(s, int)]
+    stop_strings = [s for s in stop if isinstance(s, str)]
+    queue: list[int | None] = []
+    ready = threading.Condition()
+    halt = threading.Event()  # set when the reader stops early (a stop string, Ctrl-C)
+
+    def push(items: list[int | None]) -> None:
+        with ready:
+            queue.extend(items)
+            ready.notify()
+
+    class _Streamer(BaseStreamer):  # type: ignore[misc]  # transformers' streamer interface
+        seen_prompt = False
+
+        def put(self, value: Any) -> None:
+            if not self.seen_prompt:  # generate hands the prompt over first
+                self.seen_prompt = True
+                return
+            push([int(t) for t in value.reshape(-1).tolist()])
+
+        def end(self) -> None:
+            push([None])
+
+    class _Halt(StoppingCriteria):  # type: ignore[misc]
+        def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> bool:
+            return halt.is_set()
+
+    kwargs: dict[str, Any] = dict(max_new_tokens=min(max_tokens, room), do_sample=temperature > 0,
+                                  eos_token_id=stop_ids or None, pad_token_id=stop_ids[0] if stop_ids else 0,
+                                  stopping_criteria=StoppingCriteriaList([_Halt()]))
+    if temperature > 0:
+        kwargs.update(temperature=temperature, top_p=top_p, top_k=0)
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            if seed is not None:
+                torch.manual_seed(seed)
+            ids = torch.tensor([list(prompt)], device=next(model.parameters()).device)
+            with torch.no_grad():
+                model.generate(ids, attention_mask=torch.ones_like(ids), streamer=_Streamer(), **kwargs)
+        except BaseException as err:  # re-raised in the caller's thread
+            errors.append(err)
+            push([None])
+
+    worker = threading.Thread(target=run, daemon=True)
+    worker.start()
+    produced: list[int] = []
+    try:
+        while True:
+            with ready:
+                ready.wait_for(lambda: bool(queue))
+                token = queue.pop(0)
+            if token is None:
+                break
+            produced.append(token)
+            yield token
+            if stop_strings and any(s in tokenizer.decode(produced[-32:]) for s in stop_strings):
+                break
+    finally:
+        halt.set()
+        worker.join()
+    if errors:
+        raise errors[0]
