@@ -97,15 +97,16 @@ def load_dataset(spec: str, limit: int | None = None, n_arithmetic: int = 50, se
         n = min(n_arithmetic, limit or n_arithmetic)
         pairs = ArithmeticDataset(n, 1, 1, seed, renderer=None).problems(0)  # type: ignore[arg-type]
         return Dataset(ARITHMETIC, [], [], pairs)
+    path = spec
     if spec == "default":
         from posttrain.default_data import default_dataset_path
 
-        spec = str(default_dataset_path())
-    rows: list[PromptRow] = read_prompt_rows(spec)[:limit]
+        path = str(default_dataset_path())
+    rows: list[PromptRow] = read_prompt_rows(path)[:limit]
     conversations = [r.conversation for r in rows if r.conversation is not None]
     problems = [(r.prompt[-1]["content"], r.reference) for r in rows if r.kind == "qa" and r.reference is not None]
     if not conversations and not problems:
-        raise PosttrainError(f"{spec}: nothing to evaluate (rows need messages ending with an assistant reply, "
+        raise PosttrainError(f"{path}: nothing to evaluate (rows need messages ending with an assistant reply, "
                              "or question and answer)")
     return Dataset(spec, conversations, problems, [])
 
@@ -116,7 +117,8 @@ def evaluate(sampler: Any, renderer: Any, data: Dataset, settings: EvalSettings)
     envs: list[ProblemEnv] = [ArithmeticEnv(renderer, x, y) for x, y in data.arithmetic]
     envs += [AnswerEnv(renderer, q, a) for q, a in data.problems]
     accuracy = problem_accuracy(sampler, renderer, envs, settings.max_tokens) if envs else None
-    return Scores(*(nll or (None, None, 0, 0)), accuracy=accuracy, problems=len(envs))
+    nll_value, per_token, scored, skipped = nll or (None, None, 0, 0)
+    return Scores(nll_value, per_token, scored, skipped, accuracy=accuracy, problems=len(envs))
 
 
 def conversation_nll(sampler: Any, renderer: Any, conversations: Sequence[Sequence[dict[str, Any]]],

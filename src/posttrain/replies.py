@@ -77,7 +77,7 @@ def sampling_params(max_tokens: int, temperature: float, seed: int, stop: Any) -
     return SamplingParams(max_tokens=max_tokens, temperature=temperature, seed=seed, stop=stop)
 
 
-def generate_replies(sampler: Any, renderer: Any, prompts: Sequence[Sequence[dict[str, Any]]],
+def generate_replies(sampler: Any, renderer: Any, prompts: Sequence[Sequence[Any]],
                      max_tokens: int = 256, temperature: float = 0.0, seed: int = 0) -> list[tuple[list[int], str]]:
     """``(tokens, parsed reply text)`` per prompt; greedy by default."""
     params = sampling_params(max_tokens, temperature, seed, renderer.get_stop_sequences())

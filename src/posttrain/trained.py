@@ -151,13 +151,14 @@ def sampler_folder(trained: Trained, scratch: Path | None = None) -> Path | None
         client.close()
 
 
-def load_sampler(trained: Trained, device: str | None = None) -> Any:
-    """A :class:`posttrain.engine.SamplingClient` over ``trained``'s weights."""
+def load_sampler(trained: Trained, device: str | None = None, scratch: Path | None = None) -> Any:
+    """A :class:`posttrain.engine.SamplingClient` over ``trained``'s weights (``scratch``: see
+    :func:`sampler_folder`)."""
     import torch
 
     from posttrain.engine import SamplingClient
 
-    folder = sampler_folder(trained)
+    folder = sampler_folder(trained, scratch)
     with warnings.catch_warnings():  # peft's notes on the tied head and transformers' deprecations: not the user's
         warnings.filterwarnings("ignore", message=".*tie_word_embeddings.*|.*is_gradient_checkpointing.*")
         return SamplingClient.from_path(str(folder or trained.base_model),

@@ -22,7 +22,7 @@ from typing import Any
 
 from posttrain.errors import PosttrainError
 from posttrain.export.chat_templates import chat_template_for
-from posttrain.trained import Trained, sampler_folder
+from posttrain.trained import Trained, load_sampler, sampler_folder
 
 DTYPES = ("float32", "bfloat16", "float16")
 ADAPTER_FILES = ("adapter_model.safetensors", "adapter_config.json")
@@ -84,12 +84,7 @@ def _torch_dtype(name: str | None) -> Any:
 
 
 def _write_merged(trained: Trained, out: Path, dtype: str | None, _: str | None) -> tuple[str, str | None, bool]:
-    import torch
-
-    from posttrain.engine import SamplingClient
-
-    folder = sampler_folder(trained, out.parent / "sampler")
-    client = SamplingClient.from_path(str(folder or trained.base_model), torch.device("cpu"))
+    client = load_sampler(trained, "cpu", out.parent / "sampler")
     model = client.model
     if dtype is not None:
         model = model.to(_torch_dtype(dtype))
