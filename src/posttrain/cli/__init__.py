@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from posttrain.errors import PosttrainError
 
 #: Command modules under ``posttrain.cli``, in ``--help`` order.
-COMMANDS: tuple[str, ...] = ("render", "viz", "prepare", "train", "parity", "export", "chat", "sample", "eval")
+COMMANDS: tuple[str, ...] = ("render", "viz", "prepare", "train", "parity", "export", "chat", "sample", "eval", "serve")
 
 
 def build_parser() -> argparse.ArgumentParser:

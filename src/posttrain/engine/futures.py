@@ -29,6 +29,10 @@ class EngineFuture(Generic[T]):
     def done(self) -> bool:
         return self._future.done()
 
+    def future(self) -> concurrent.futures.Future[T]:
+        """The underlying ``concurrent.futures.Future`` (as the SDK's ``APIFuture.future()``)."""
+        return self._future
+
     def __await__(self) -> Generator[Any, None, T]:
         return self.result_async().__await__()
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -43,8 +44,9 @@ class LoraSettings:
                 *(UNEMBED if self.train_unembed else ())]
 
 
-def add_lora(model: Any, settings: LoraSettings, seed: int, base_name: str) -> Any:
-    """Wrap ``model`` in a peft LoRA model whose adapter weights are a function of ``seed``."""
+def add_lora(model: Any, settings: LoraSettings, seed: int, base_name: str, adapter: str = "default") -> Any:
+    """Wrap ``model`` in a peft LoRA model whose adapter weights are a function of ``seed``; when ``model``
+    is one already, add ``adapter`` to it (same seed, same weights: peft draws them in the same order)."""
     from peft import LoraConfig, get_peft_model
 
     config = LoraConfig(r=settings.rank, lora_alpha=LORA_ALPHA, lora_dropout=0.0, bias="none",
@@ -55,7 +57,10 @@ def add_lora(model: Any, settings: LoraSettings, seed: int, base_name: str) -> A
         warnings.filterwarnings("ignore", message=".*tie_word_embeddings.*")
         warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
         torch.manual_seed(seed)
-        return get_peft_model(model, config)
+        if hasattr(model, "peft_config"):
+            model.add_adapter(adapter, config)
+            return model
+        return get_peft_model(model, config, adapter_name=adapter)
 
 
 def merge_lora(peft_model: Any) -> Any:
@@ -72,3 +77,14 @@ def merge_lora(peft_model: Any) -> Any:
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*tie_word_embeddings.*|.*tied.*")
         return peft_model.merge_and_unload()
+
+
+def save_adapter(peft_model: Any, adapter: str, folder: Path) -> None:
+    """``adapter`` as the folder peft loads (peft files a non-default adapter in a subfolder of its
+    name; it is moved up, so every saved adapter looks like a single-adapter model's)."""
+    peft_model.save_pretrained(str(folder), selected_adapters=[adapter], save_embedding_layers=False)
+    if adapter != "default":
+        nested = folder / adapter
+        for item in nested.iterdir():
+            item.replace(folder / item.name)
+        nested.rmdir()

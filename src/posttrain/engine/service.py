@@ -7,6 +7,7 @@ or against the hosted service (``posttrain.engine.hosted.hosted_service_client``
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ from posttrain.engine.forward import MemorySettings
 from posttrain.engine.lora import LoraSettings
 from posttrain.engine.models import load_base_model, resolve_device
 from posttrain.engine.sampling import SamplingClient
+from posttrain.engine.shared import SharedBase
 from posttrain.engine.training_client import TrainingClient
 from posttrain.errors import PosttrainError
 
@@ -35,6 +37,8 @@ class ServiceClient:
         self.memory = MemorySettings(micro_batch_tokens, gradient_checkpointing, logprob_chunk_tokens)
         self.checkpoint_dir = Path(checkpoint_dir)
         self.device = resolve_device(device)
+        self._bases: dict[str, SharedBase] = {}
+        self._bases_lock = threading.Lock()
 
     def create_lora_training_client(self, base_model: str, rank: int = 32, seed: int | None = None,
                                     train_mlp: bool = True, train_attn: bool = True, train_unembed: bool = True,
@@ -48,10 +52,20 @@ class ServiceClient:
         return self._training_client(base_model, None, seed)
 
     def _training_client(self, base_model: str, lora: LoraSettings | None, seed: int | None) -> TrainingClient:
-        base = load_base_model(base_model, self.device)
         chosen = seed if seed is not None else int.from_bytes(os.urandom(4), "little")
-        return TrainingClient(base, lora=lora, seed=chosen, checkpoint_dir=self.checkpoint_dir,
-                              memory=self.memory)
+        if lora is None:  # a full fine-tune changes the base weights: it gets a copy of its own
+            return TrainingClient(load_base_model(base_model, self.device), lora=None, seed=chosen,
+                                  checkpoint_dir=self.checkpoint_dir, memory=self.memory)
+        shared = self.shared_base(base_model)
+        return TrainingClient(shared.base, lora=lora, seed=chosen, checkpoint_dir=self.checkpoint_dir,
+                              memory=self.memory, shared=shared)
+
+    def shared_base(self, base_model: str) -> SharedBase:
+        """``base_model`` loaded once for every LoRA client of this service (one base + N adapters)."""
+        with self._bases_lock:
+            if base_model not in self._bases:
+                self._bases[base_model] = SharedBase(load_base_model(base_model, self.device))
+            return self._bases[base_model]
 
     def create_training_client_from_state(self, path: str, base_model: str | None = None) -> TrainingClient:
         """Weights from a training-state checkpoint, fresh optimizer."""

@@ -19,10 +19,11 @@ from posttrain.engine import checkpoints as ckpt
 from posttrain.engine.distributed import DistContext
 from posttrain.engine.forward import MemorySettings, PackedForward
 from posttrain.engine.futures import EngineFuture, OrderedExecutor
-from posttrain.engine.lora import LoraSettings, add_lora
+from posttrain.engine.lora import LoraSettings, add_lora, save_adapter
 from posttrain.engine.losses import get_loss
 from posttrain.engine.models import BaseModel
 from posttrain.engine.packing import PackedDatum, as_packed, check_datums, input_tensors
+from posttrain.engine.shared import SharedBase, adapter_params
 from posttrain.engine.types import (
     AdamParams,
     ForwardBackwardOutput,
@@ -43,7 +44,9 @@ class TrainingClient:
     (:class:`~posttrain.engine.forward.MemorySettings`); results equal up to floating-point summation order."""
 
     def __init__(self, base: BaseModel, *, lora: LoraSettings | None, seed: int, checkpoint_dir: Path,
-                 memory: MemorySettings | None = None):
+                 memory: MemorySettings | None = None, shared: SharedBase | None = None):
+        """``shared``: a LoRA client puts its adapter on that base model (shared with other clients)
+        instead of wrapping ``base.model`` alone."""
         self.base = base
         self.lora = lora
         self.seed = seed
@@ -51,21 +54,38 @@ class TrainingClient:
         self.memory = memory or MemorySettings()
         self.dist = DistContext.current()
         self.device = next(base.model.parameters()).device
+        self.shared = shared if lora is not None else None
+        self.adapter: str | None = None
         if lora is not None:
             hidden = int(getattr(base.model.config.get_text_config(), "hidden_size", lora.rank))
             if lora.rank > hidden:  # an adapter wider than the layers it adapts: a typo, and maybe gigabytes
                 raise PosttrainError(f"LoRA rank {lora.rank} exceeds {base.name}'s hidden size {hidden}; use a rank "
                                      f"of at most {hidden} (typically 8 to 128), or a full fine-tune")
-            self.model = add_lora(base.model, lora, seed, base.shareable_name)
+            if self.shared is not None:
+                self.adapter = self.shared.new_adapter(lora, seed)
+                self.model = self.shared.model
+            else:
+                self.model = add_lora(base.model, lora, seed, base.shareable_name)
         else:
             self.model = base.model
             self.model.requires_grad_(True)
-        self.model.eval()  # no dropout: a step's loss is a function of the weights and the batch
-        self._params = {n: p for n, p in self.model.named_parameters() if p.requires_grad}
-        self._forward = PackedForward(self.model, self.memory)
+        if self.shared is not None:
+            with self.shared.turn(self.adapter):  # the start-up probes run the shared model
+                self._setup()
+            self._executor: OrderedExecutor = self.shared.executor(self.adapter, "posttrain-train")
+        else:
+            self._setup()
+            self._executor = OrderedExecutor("posttrain-train")
         self.optimizer = torch.optim.AdamW(list(self._params.values()), lr=0.0, foreach=False)
         self.steps = 0
-        self._executor = OrderedExecutor("posttrain-train")
+
+    def _setup(self) -> None:
+        self.model.eval()  # no dropout: a step's loss is a function of the weights and the batch
+        if self.adapter is not None:
+            self._params = adapter_params(self.model, self.adapter)
+        else:
+            self._params = {n: p for n, p in self.model.named_parameters() if p.requires_grad}
+        self._forward = PackedForward(self.model, self.memory)
 
     # -- forward / backward ---------------------------------------------------------------------
     def forward(self, data: Sequence[Any], loss_fn: str,
@@ -294,7 +314,7 @@ class TrainingClient:
     def _run_save_sampler(self, target: Path, user_metadata: Mapping[str, str] | None) -> SaveWeightsForSamplerResponse:
         def write(folder: Path) -> None:
             if self.lora is not None:  # the base's embeddings never change under LoRA: the adapter alone
-                self.model.save_pretrained(str(folder), save_embedding_layers=False)
+                save_adapter(self.model, self.adapter or "default", folder)
             else:
                 self.model.save_pretrained(str(folder))
             self.base.hf_tokenizer().save_pretrained(str(folder))  # the folder is usable on its own
