@@ -9,6 +9,7 @@ combining marks, zero-width and NBSP characters, long content, code and JSON, di
 from __future__ import annotations
 
 import json
+from typing import Any
 
 _LONG_PROSE = " ".join(
     f"Sentence {i} explains step {i % 7} of the procedure, and it isn't short: it's got clauses, numbers like {i * 37}, and words."
@@ -110,3 +111,21 @@ def control_token_conversations() -> list[list[dict[str, str]]]:
         ]
     )
     return convs
+
+
+# Random message text is built from these and from arbitrary Unicode: control-token strings of several
+# families, line endings, whitespace, invisible and combining characters, scripts, merges.
+FRAGMENTS: list[str] = ["<|eot_id|>", "<|im_start|>", "<|im_end|>", "<think>", "</think>", "[INST]", "</s>",
+                        "<|start|>", "\n", "\r\n", "\t", "  ", "\u200b", "\u00a0", "👨‍👩‍👧", "e\u0301", "日本", "שלום",
+                        "'s", "123456"]
+
+
+def random_conversations() -> Any:
+    """Hypothesis strategy: an optional system message, then a user and an assistant message, each
+    random text mixed with :data:`FRAGMENTS`."""
+    from hypothesis import strategies as st
+
+    text = st.lists(st.one_of(st.text(max_size=12), st.sampled_from(FRAGMENTS)), max_size=8).map("".join)
+    return st.tuples(st.booleans(), text, text, text).map(
+        lambda t: ([{"role": "system", "content": t[1]}] if t[0] else [])
+        + [{"role": "user", "content": t[2]}, {"role": "assistant", "content": t[3]}])
