@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import torch
 
-from posttrain.datum import Datum
+from posttrain.types import Datum
 
 
 def padded_batch(datums: Sequence[Datum], device: torch.device) -> tuple[torch.Tensor, ...]:

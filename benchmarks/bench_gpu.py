@@ -23,7 +23,7 @@ import time
 import numpy as np
 import torch
 
-from posttrain.datum import Datum
+from posttrain.types import Datum
 from posttrain.engine import AdamParams, SamplingParams, ServiceClient
 
 PEAK_BF16_TFLOPS = {"H200": 989.0, "H100": 989.0, "A100": 312.0, "L40S": 362.0, "L4": 121.0, "A10": 125.0,
@@ -49,7 +49,7 @@ def train(args: argparse.Namespace) -> dict:
     client = service.create_lora_training_client(args.model, rank=32, seed=0)
     rng = np.random.default_rng(0)
     vocab = client.base.vocab_size
-    datums = [Datum((rng.integers(0, vocab, args.seq_len),), rng.integers(0, vocab, args.seq_len),
+    datums = [Datum.from_arrays((rng.integers(0, vocab, args.seq_len),), rng.integers(0, vocab, args.seq_len),
                     np.ones(args.seq_len, np.float32)) for _ in range(args.batch)]
     torch.cuda.reset_peak_memory_stats()
     times = []

@@ -95,12 +95,12 @@ def _exact_datums(client, batch: int, length: int) -> list:
     import numpy as np
 
     from posttrain import get_renderer
-    from posttrain.datum import Datum
+    from posttrain.types import Datum
 
     renderer = get_renderer("smollm2", client.base.tokenizer)
     stream = np.asarray(_token_stream(batch * (length + 1), renderer), dtype=np.int64)
     pieces = stream.reshape(batch, length + 1)
-    return [Datum((p[:-1],), p[1:], np.ones(length, np.float32)) for p in pieces]
+    return [Datum.from_arrays((p[:-1],), p[1:], np.ones(length, np.float32)) for p in pieces]
 
 
 def _conversation_datums(client, batch: int, max_length: int) -> list:

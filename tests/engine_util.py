@@ -7,8 +7,8 @@ import numpy as np
 import torch
 from transformers import AutoModelForCausalLM
 
-from posttrain.datum import Datum
 from posttrain.engine.models import resolve_model
+from posttrain.types import Datum
 
 TINY = "posttrain:tiny-smollm2"
 LENGTHS = (5, 17, 9, 30)
@@ -24,7 +24,7 @@ def ce_datums(lengths=LENGTHS) -> list[Datum]:
         toks = tokens_of(n, i)
         w = np.zeros(n, np.float32)
         w[n // 3:] = 1.0 + 0.5 * (i % 2)  # some untrained prefix, non-unit weights
-        out.append(Datum((toks[:-1],), toks[1:], w))
+        out.append(Datum.from_arrays((toks[:-1],), toks[1:], w))
     return out
 
 
@@ -37,7 +37,7 @@ def rl_datums(sampler_logprobs: list[np.ndarray], lengths=LENGTHS, seed: int = 7
         q = (sampler_logprobs[i] + rng.normal(0, 0.4, n)).astype(np.float32)
         adv = rng.normal(0, 1, n).astype(np.float32)
         adv[: n // 4] = 0.0  # observation tokens
-        out.append(Datum((toks[:-1],), toks[1:], None, {"logprobs": q, "advantages": adv}))
+        out.append(Datum.from_arrays((toks[:-1],), toks[1:], None, {"logprobs": q, "advantages": adv}))
     return out
 
 

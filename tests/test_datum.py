@@ -56,7 +56,9 @@ def test_to_tinker():
     import tinker  # part of the test extra
 
     d = datum_from_tokens_weights([5, 6, 7, 8], [0, 0, 1, 1])
-    td = d.to_tinker()
+    from posttrain.engine.hosted import to_tinker_datum
+
+    td = to_tinker_datum(d)
     assert isinstance(td, tinker.Datum)
     assert td.model_input.to_ints() == [5, 6, 7]
     assert td.loss_fn_inputs["target_tokens"].tolist() == [6, 7, 8]

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from posttrain import get_renderer
-from posttrain.datum import Datum
 from posttrain.engine import AdamParams, ModelInput, SamplingParams, ServiceClient
 from posttrain.errors import PosttrainError
+from posttrain.types import Datum
 from tests.engine_util import TINY, ce_datums
 
 PROMPT = [1, 9690, 198, 19556, 314, 216, 34, 30, 34, 47, 2, 198, 1, 520, 9531, 198]
@@ -38,7 +38,7 @@ def test_sample_logprobs_equal_compute_logprobs_and_forward(training, sampler):
         computed = sampler.compute_logprobs(ModelInput.from_ints(full)).result()
         assert computed[0] is None and len(computed) == len(full)
         np.testing.assert_allclose(computed[len(PROMPT):], seq.logprobs, rtol=1e-4, atol=1e-4)
-        datums.append(Datum((np.array(full[:-1]),), np.array(full[1:]), np.ones(len(full) - 1, np.float32)))
+        datums.append(Datum.from_arrays((np.array(full[:-1]),), np.array(full[1:]), np.ones(len(full) - 1, np.float32)))
     trained = training.forward(datums, "cross_entropy").result().logprobs()
     for seq, lp in zip(out.sequences, trained, strict=True):
         np.testing.assert_allclose(lp[len(PROMPT) - 1:], seq.logprobs, rtol=1e-4, atol=1e-4)

@@ -11,13 +11,13 @@ import pytest
 import torch
 from transformers import AutoConfig, AutoModelForCausalLM
 
-from posttrain.datum import Datum
 from posttrain.engine import AdamParams, SamplingParams, ServiceClient
 from posttrain.engine import forward as forward_module
 from posttrain.engine.attention import can_pack
 from posttrain.engine.forward import MemorySettings, PackedForward
 from posttrain.engine.models import resolve_model
 from posttrain.errors import PosttrainError
+from posttrain.types import Datum
 from tests.engine_util import TINY, plain_logprobs, plain_model, tokens_of
 from tests.test_engine_losses import assert_grad_close, reference_loss
 
@@ -33,9 +33,9 @@ def mixed_datums(lengths=MIXED, rl: bool = False) -> list[Datum]:
         if rl:
             extra = {"logprobs": rng.normal(-10, 1, n).astype(np.float32),
                      "advantages": rng.normal(0, 1, n).astype(np.float32)}
-            out.append(Datum((toks[:-1],), toks[1:], None, extra))
+            out.append(Datum.from_arrays((toks[:-1],), toks[1:], None, extra))
         else:
-            out.append(Datum((toks[:-1],), toks[1:], rng.uniform(0, 2, n).astype(np.float32)))
+            out.append(Datum.from_arrays((toks[:-1],), toks[1:], rng.uniform(0, 2, n).astype(np.float32)))
     return out
 
 

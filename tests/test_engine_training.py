@@ -11,11 +11,11 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM
 
-from posttrain.datum import Datum
 from posttrain.engine import AdamParams, DatumError, ModelInput, ServiceClient
 from posttrain.engine.checkpoints import CheckpointError
 from posttrain.engine.models import ModelLoadError
 from posttrain.errors import PosttrainError
+from posttrain.types import Datum
 from tests.engine_util import TINY, ce_datums, plain_logprobs, plain_model
 
 ADAM = AdamParams(learning_rate=5e-3, weight_decay=0.01, grad_clip_norm=1.0)
@@ -155,11 +155,11 @@ def test_async_calls_keep_submission_order(tmp_path):
 def _bad_datums() -> list[tuple[list, str]]:
     good = ce_datums()
     d = good[1]
-    rl_ok = Datum(d.input_chunks, d.target_tokens, None, {"logprobs": np.zeros(len(d), np.float32),
+    rl_ok = Datum.from_arrays(d.input_chunks, d.target_tokens, None, {"logprobs": np.zeros(len(d), np.float32),
                                                           "advantages": np.ones(len(d), np.float32)})
-    rl = Datum(d.input_chunks, d.target_tokens, None, {"logprobs": np.zeros(len(d), np.float32)})
-    oov = Datum((np.array([1, 2, 99999]),), np.array([2, 3, 4]), np.ones(3, np.float32))
-    long = Datum((np.arange(3000) % 100,), np.arange(3000) % 100, np.ones(3000, np.float32))
+    rl = Datum.from_arrays(d.input_chunks, d.target_tokens, None, {"logprobs": np.zeros(len(d), np.float32)})
+    oov = Datum.from_arrays((np.array([1, 2, 99999]),), np.array([2, 3, 4]), np.ones(3, np.float32))
+    long = Datum.from_arrays((np.arange(3000) % 100,), np.arange(3000) % 100, np.ones(3000, np.float32))
     return [([rl_ok, rl], "datum 1: loss 'importance_sampling' needs loss input(s) ['advantages']"),
             ([oov], "datum 0: token id 99999 at model_input position 2 is outside the model's vocabulary (size 49152)"),
             ([good[0], long], "datum 1: 3000 tokens exceed the model's context length of 2048"),

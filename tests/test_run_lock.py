@@ -9,8 +9,8 @@ import sys
 
 from posttrain.cli import main
 from posttrain.default_data import default_dataset_path
-from posttrain.training.metrics import read_metrics
-from posttrain.training.run_folder import LOCK, RunLock
+from posttrain.runs.folder import LOCK, RunLock
+from posttrain.runs.log import read_metrics
 
 
 def _data(tmp_path):

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from posttrain.runfolder import RunFolderError, atomic_run_folder
+from posttrain.runs.atomic import RunFolderError, atomic_run_folder
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 FILES = ("config.json", "parity/a.json", "parity/b.json", "parity/c.json")
@@ -22,7 +22,7 @@ FILES = ("config.json", "parity/a.json", "parity/b.json", "parity/c.json")
 WRITER = textwrap.dedent("""
     import sys, time
     from pathlib import Path
-    from posttrain.runfolder import atomic_run_folder
+    from posttrain.runs.atomic import atomic_run_folder
     target, tag, count = sys.argv[1], sys.argv[2], int(sys.argv[3])
     for g in range(count):
         with atomic_run_folder(target) as tmp:

@@ -11,7 +11,7 @@ import pytest
 
 from posttrain.errors import PosttrainError
 from posttrain.recipes.dpo import dpo_recipe_config, run_dpo
-from posttrain.training.metrics import read_metrics, without_timings
+from posttrain.runs.log import read_metrics, without_timings
 
 TINY = "posttrain:tiny-smollm2"
 

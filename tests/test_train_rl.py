@@ -7,18 +7,17 @@ import numpy as np
 import pytest
 import tinker
 
-from posttrain.datum import Datum
-from posttrain.engine.hosted import Backend
+from posttrain.engine.hosted import HostedServiceClient
 from posttrain.engine.service import ServiceClient
 from posttrain.errors import PosttrainError
-from posttrain.payload import ModelInput
 from posttrain.recipes.rl import TOKEN_TARGET_PROMPT, _token_targets, rl_recipe_config, run_distill, run_rl
 from posttrain.recipes.sft import recipe_config, run_sft
 from posttrain.rl.envs.token_target import TokenTargetDataset
 from posttrain.rl.types import Env, EnvGroupBuilder, RLDataset, StepResult
-from posttrain.training.metrics import read_metrics, without_timings
+from posttrain.runs.folder import RunFolder
+from posttrain.runs.log import read_metrics, without_timings
 from posttrain.training.rl import RLLoop, RLLoopConfig
-from posttrain.training.run_folder import RunFolder
+from posttrain.types import Datum, ModelInput
 
 
 def test_reward_rises_and_sampler_agrees_with_trainer(tmp_path):
@@ -51,7 +50,7 @@ def test_resume_is_exact(tmp_path):
 
 def test_kl_penalty_moves_advantages_toward_the_mean_kl():
     """advantage += coef · (mean_kl − kl_t) on action tokens, kl_t = logp_sampler − logp_start."""
-    d = Datum((np.array([1, 2, 3]),), np.array([2, 3, 4]), None,
+    d = Datum.from_arrays((np.array([1, 2, 3]),), np.array([2, 3, 4]), None,
               {"logprobs": np.array([0.0, -1.0, -2.0], np.float32), "advantages": np.array([0.0, 0.5, 0.5], np.float32),
                "mask": np.array([0.0, 1.0, 1.0], np.float32)})
     start = [np.array([-9.0, -1.5, -1.0], np.float32)]  # kl on action tokens: 0.5 and -1.0; mean -0.25
@@ -92,10 +91,10 @@ class _Data(RLDataset):
 
 
 def test_env_failures_are_recorded_and_the_run_goes_on(tmp_path):
-    backend = Backend(ServiceClient(tmp_path / "ck", device="cpu"))
+    service = ServiceClient(tmp_path / "ck", device="cpu")
     run = RunFolder.open(tmp_path / "run", {"recipe": "test"}, resume=False)
     cfg = RLLoopConfig(model_name="posttrain:tiny-smollm2", lora_rank=4, max_tokens=2, eval_every=0, save_every=0)
-    result = RLLoop(cfg, backend, run, _Data()).run()
+    result = RLLoop(cfg, service, run, _Data()).run()
     assert [r["step"] for r in result.metrics] == [0, 1]
     for row in result.metrics:
         assert row["env/all/rollout_errors/env_error"] == 4
@@ -206,7 +205,7 @@ def test_rl_loop_runs_on_the_hosted_path_with_sdk_types_only(tmp_path):
     train = TokenTargetDataset(TOKEN_TARGET_PROMPT, _token_targets(local, recipe.model_name), recipe.batch_size,
                                recipe.group_size, 10)
     run = RunFolder.open(tmp_path / "run", {"recipe": "test"}, resume=False)
-    result = RLLoop(recipe.loop(), Backend(service, hosted=True), run, train).run()
+    result = RLLoop(recipe.loop(), HostedServiceClient(service), run, train).run()
     rewards = [r["env/all/reward/total"] for r in result.metrics]
     assert len(rewards) == 10 and np.mean(rewards[-3:]) > np.mean(rewards[:3]) + 0.2, rewards
     # Hosted, even a LoRA run's KL reference is a sampler of the start weights (create_sampling_client).

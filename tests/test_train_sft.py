@@ -22,7 +22,7 @@ from posttrain.default_data import default_dataset_path
 from posttrain.engine.training_client import TrainingClient
 from posttrain.errors import PosttrainError
 from posttrain.recipes.sft import recipe_config, run_sft
-from posttrain.training.metrics import read_metrics, without_timings
+from posttrain.runs.log import read_metrics, without_timings
 
 TINY = "posttrain:tiny-smollm2"
 STEP_KEYS = {"step", "epoch", "progress", "learning_rate", "num_sequences", "num_tokens", "num_loss_tokens",

@@ -1,6 +1,6 @@
 """posttrain: a post-training data pipeline for chat LLMs."""
 
-from posttrain.datum import Datum, datum_from_tokens_weights
+from posttrain.datum import datum_from_tokens_weights
 from posttrain.errors import (
     InputError,
     MessageError,
@@ -13,6 +13,7 @@ from posttrain.messages import Message, TextPart, ThinkingPart, ToolCall, to_mes
 from posttrain.renderers import Renderer, SupervisedExample, get_renderer, renderer_names
 from posttrain.tokenizer import Tokenizer, get_tokenizer
 from posttrain.train_on_what import TrainOnWhat
+from posttrain.types import Datum
 
 __version__ = "0.1.0"
 

@@ -8,7 +8,7 @@ Every row is rendered once (in parallel over ``workers`` processes) to count tok
 rows before anything is written: a row that cannot be rendered, or that ``max_length`` leaves with
 nothing to train, stops the run with its file and line, or with ``skip_invalid`` is dropped (as if
 absent from the input) and counted. The run folder — ``config.json`` and the parity artifacts
-``posttrain parity diff`` compares — is then written atomically (:mod:`posttrain.runfolder`).
+``posttrain parity diff`` compares — is then written atomically (:mod:`posttrain.runs.atomic`).
 """
 
 from __future__ import annotations
@@ -27,16 +27,16 @@ from posttrain.data.supervised import (
     conversation_to_datum,
     datum_target_counts,
 )
-from posttrain.datum import Datum
 from posttrain.errors import InputError, PosttrainError
 from posttrain.messages import to_messages
 from posttrain.parallel import available_cores, ordered_map
 from posttrain.parity.artifacts import write_run
 from posttrain.progress import progress_bar
 from posttrain.renderers import Renderer, default_tokenizer_for, get_renderer
-from posttrain.runfolder import atomic_run_folder, check_destination
+from posttrain.runs.atomic import atomic_run_folder, check_destination
 from posttrain.tokenizer import get_tokenizer
 from posttrain.train_on_what import TrainOnWhat
+from posttrain.types import Datum
 
 SOURCE_INDEX = "__source_index__"  # the row's position in the loaded input (the snapshot's "index")
 LINE = "__line__"  # the row's file line (or 1-based row), for errors

@@ -1,4 +1,5 @@
-"""A progress bar for long jobs, on stderr and only when it is a terminal (or asked for)."""
+"""Progress bars: one for long data jobs (on stderr, only when it is a terminal or asked for), one for
+training loops."""
 
 from __future__ import annotations
 
@@ -19,3 +20,13 @@ def progress_bar(total: int, show: bool | None = None, label: str = "rendering")
     with progress:
         task = progress.add_task(label, total=total)
         yield lambda n: progress.advance(task, n)
+
+
+@contextmanager
+def step_progress(enabled: bool, label: str, total: int, completed: int) -> Iterator[Callable[[int, str], None]]:
+    """A training loop's bar (on stdout, kept after the run): yield ``update(completed, status)``."""
+    progress = Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[status]}"),
+                        TimeRemainingColumn(), disable=not enabled, transient=False)
+    with progress:
+        task = progress.add_task(label, total=total, completed=completed, status="")
+        yield lambda done, status: progress.update(task, completed=done, status=status)

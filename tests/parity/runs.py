@@ -16,9 +16,9 @@ import numpy as np
 from posttrain import datum_from_tokens_weights, to_messages
 from posttrain.data.sources import load_conversations
 from posttrain.data.supervised import SupervisedDatasetFromHFDataset, conversation_to_datum
-from posttrain.datum import Datum
 from posttrain.parity.artifacts import read_run, write_run
 from posttrain.parity.diff import ParityReport, diff_runs
+from posttrain.types import Datum
 
 N_ROWS = 40
 
@@ -70,7 +70,7 @@ def _datum(renderer, msgs, f: Faults) -> Datum:
     d = datum_from_tokens_weights(tokens, weights, f.max_length)
     if chunks is not None:  # keep the port's chunk structure, cut where the datum input ends
         cuts = [c for c in np.cumsum([len(c) for c in chunks])[:-1] if c < len(d.input_tokens)]
-        d = Datum(tuple(np.split(d.input_tokens, cuts)), d.target_tokens, d.weights)
+        d = Datum.from_arrays(tuple(np.split(d.input_tokens, cuts)), d.target_tokens, d.weights)
     return d
 
 

@@ -19,12 +19,13 @@ import numpy as np
 import pytest
 
 from posttrain.cli import main
-from posttrain.datum import Datum, datum_from_tokens_weights
+from posttrain.datum import datum_from_tokens_weights
 from posttrain.parity.artifacts import read_run, write_run
 from posttrain.parity.diff import ParityReport, diff_runs
 from posttrain.parity.report import render_markdown
 from posttrain.renderers.base import RenderContext, RenderedMessage, Renderer
 from posttrain.renderers.llama3 import Llama3Renderer
+from posttrain.types import Datum
 
 
 def _conversations() -> list[list[dict[str, str]]]:
@@ -86,7 +87,7 @@ def build_run(path: Path, renderer: Renderer, *, max_length: int = 2048, order: 
             d = datum_from_tokens_weights(tokens, weights, max_length)
             if chunks is not None:  # keep the port's chunk structure, cut where the datum input ends
                 cuts = [c for c in np.cumsum([len(c) for c in chunks])[:-1] if c < len(d.input_tokens)]
-                d = Datum(tuple(np.split(d.input_tokens, cuts)), d.target_tokens, d.weights)
+                d = Datum.from_arrays(tuple(np.split(d.input_tokens, cuts)), d.target_tokens, d.weights)
             datums.append(d)
     if batch_perm is not None:
         datums = [datums[k] for k in batch_perm]

@@ -22,8 +22,8 @@ from posttrain.recipes.rl import ENVS, RLConfig, rl_recipe_config, run_distill, 
 from posttrain.recipes.rl import RECIPES as RL_RECIPES
 from posttrain.recipes.sft import RECIPES as SFT_RECIPES
 from posttrain.recipes.sft import SFTConfig, recipe_config, run_sft
+from posttrain.runs.loop import LoopResult
 from posttrain.train_on_what import TrainOnWhat
-from posttrain.training.loop import LoopResult
 from posttrain.training.schedule import SCHEDULES
 
 

@@ -26,11 +26,11 @@ import datasets
 
 from posttrain.data.sources import SkipReport, load_conversations_with_report
 from posttrain.data.supervised import SupervisedDataset, SupervisedDatasetFromHFDataset, conversation_to_datum
-from posttrain.datum import Datum
 from posttrain.errors import InputError, PosttrainError
 from posttrain.renderers import Renderer, default_tokenizer_for, get_renderer
 from posttrain.tokenizer import get_tokenizer
 from posttrain.train_on_what import TrainOnWhat
+from posttrain.types import Datum
 
 
 @dataclass

@@ -23,11 +23,12 @@ import datasets
 
 from posttrain.data.readers import jsonl_rows, source_name
 from posttrain.data.supervised import SupervisedDatasetFromHFDataset
-from posttrain.datum import Datum, datum_from_tokens_weights
+from posttrain.datum import datum_from_tokens_weights
 from posttrain.errors import InputError, MessageError, PosttrainError
 from posttrain.messages import Message, MessageLike, to_messages
 from posttrain.renderers.base import Renderer
 from posttrain.train_on_what import TrainOnWhat
+from posttrain.types import Datum
 
 Label = Literal["A", "B", "Tie"]
 

@@ -15,8 +15,8 @@ from typing import Any
 import datasets
 
 from posttrain.data.supervised import FlatMapFn, MapFn, SupervisedDataset, _check_fns, apply_fns
-from posttrain.datum import Datum
 from posttrain.errors import PosttrainError
+from posttrain.types import Datum
 
 
 class StreamingSupervisedDataset(SupervisedDataset):

@@ -20,11 +20,12 @@ from typing import Any, Literal
 import datasets
 import numpy as np
 
-from posttrain.datum import Datum, datum_from_tokens_weights, datum_sequence_length
+from posttrain.datum import datum_from_tokens_weights, datum_sequence_length
 from posttrain.errors import NothingToTrainError, PosttrainError
 from posttrain.messages import MessageLike
 from posttrain.renderers.base import Renderer, SupervisedExample
 from posttrain.train_on_what import TrainOnWhat
+from posttrain.types import Datum
 
 MapFn = Callable[[dict[str, Any]], Datum]
 FlatMapFn = Callable[[dict[str, Any]], list[Datum]]
@@ -76,7 +77,7 @@ def example_to_datum(
         raise _nothing_to_train(example, max_length)
     if reduction == "mean":
         total = float(datum.weights.sum())
-        datum = Datum(datum.input_chunks, datum.target_tokens, (datum.weights / total).astype(np.float32))
+        datum = Datum.from_arrays(datum.input_chunks, datum.target_tokens, (datum.weights / total).astype(np.float32))
     return datum
 
 

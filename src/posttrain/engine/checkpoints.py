@@ -9,7 +9,7 @@ A training-state checkpoint is a folder::
 A sampler checkpoint is a folder that ``transformers`` (full fine-tune) or ``peft`` (LoRA adapter, with
 ``base_model_name_or_path`` pointing at a loadable base) read as is, plus ``posttrain_checkpoint.json``.
 
-Folders are written beside the target and swapped into place (:func:`posttrain.runfolder.atomic_run_folder`),
+Folders are written beside the target and swapped into place (:func:`posttrain.runs.atomic.atomic_run_folder`),
 so a crash leaves either no checkpoint or a whole one. Loading reads and checks everything before touching the model.
 """
 
@@ -25,9 +25,10 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from posttrain.errors import PosttrainError
-from posttrain.runfolder import atomic_run_folder
+from posttrain.runs.atomic import atomic_run_folder
+from posttrain.runs.checkpoints import STATE_META
 
-META = "posttrain_checkpoint.json"
+META = STATE_META  # the run records check for it (posttrain.runs.checkpoints)
 WEIGHTS = "weights.safetensors"
 OPTIMIZER = "optimizer.pt"
 FORMAT = 1
@@ -38,7 +39,7 @@ class CheckpointError(PosttrainError, ValueError):
 
 
 def write_atomically(target: Path, write: Callable[[Path], None], overwrite: bool = False) -> None:
-    """Call ``write(tmp_folder)``, then swap the folder into ``target`` (see :mod:`posttrain.runfolder`)."""
+    """Call ``write(tmp_folder)``, then swap the folder into ``target`` (see :mod:`posttrain.runs.atomic`)."""
     if target.exists() and not overwrite:
         raise CheckpointError(f"checkpoint {target} already exists; pass overwrite=True or choose another name")
     try:

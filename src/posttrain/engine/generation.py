@@ -17,8 +17,8 @@ from typing import Any
 
 import torch
 
-from posttrain.engine.types import SampledSequence, SamplingParams
 from posttrain.errors import PosttrainError
+from posttrain.types import SampledSequence, SamplingParams
 
 STOP_TAIL_TOKENS = 32  # stop strings are searched in the decoded tail of this many tokens
 

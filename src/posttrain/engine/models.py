@@ -27,8 +27,8 @@ from typing import Any
 
 import torch
 
-from posttrain.cache_folder import write_once
 from posttrain.errors import PosttrainError
+from posttrain.runs.atomic import write_once
 from posttrain.tokenizer import OFFLINE_PREFIX, Tokenizer, cache_dir, get_tokenizer
 
 SMOLLM2 = "posttrain:smollm2-135m-instruct"

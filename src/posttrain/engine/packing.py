@@ -18,9 +18,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from posttrain.datum import Datum
 from posttrain.errors import PosttrainError
-from posttrain.payload import as_numpy
+from posttrain.types import Datum
+from posttrain.types.payload import as_numpy
 
 
 class DatumError(PosttrainError, ValueError):

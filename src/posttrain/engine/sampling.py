@@ -23,8 +23,8 @@ from posttrain.engine.generation import check_params, generate
 from posttrain.engine.lora import merge_lora
 from posttrain.engine.models import BaseModel, load_base_model
 from posttrain.engine.packing import PackedDatum, check_datums
-from posttrain.engine.types import SampleResponse, SamplingParams
 from posttrain.errors import PosttrainError
+from posttrain.types import SampleResponse, SamplingParams
 
 
 def _as_ints(prompt: Any) -> list[int]:

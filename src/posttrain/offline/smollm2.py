@@ -16,8 +16,8 @@ from collections.abc import Callable
 from functools import cache
 from pathlib import Path
 
-from posttrain.cache_folder import write_once
 from posttrain.errors import TokenizerNotAvailableError
+from posttrain.runs.atomic import write_once
 from posttrain.tokenizer import Tokenizer, cache_dir, register_offline_source
 
 GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"

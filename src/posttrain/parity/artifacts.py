@@ -33,7 +33,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from posttrain.datum import Datum
 from posttrain.errors import PosttrainError
 from posttrain.parity.schema import (
     check_config,
@@ -42,6 +41,7 @@ from posttrain.parity.schema import (
     check_rendered,
     check_snapshot,
 )
+from posttrain.types import Datum
 
 SNAPSHOT = "dataset_snapshot.json"
 RENDERED = "rendered_samples.json"

@@ -10,27 +10,30 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from posttrain.data.supervised import SupervisedDataset, SupervisedDatasetFromHFDataset
-from posttrain.datum import Datum
 from posttrain.engine.distributed import DistContext
-from posttrain.engine.hosted import Backend, hosted_backend
 from posttrain.errors import PosttrainError, RendererError
 from posttrain.messages import to_messages
 from posttrain.recipes.config import RecipeConfig
 from posttrain.renderers import Renderer, get_renderer
+from posttrain.runs.folder import CHECKPOINT_DIR, RunFolder, RunLock
 from posttrain.tokenizer import get_tokenizer
-from posttrain.training.run_folder import CHECKPOINT_DIR, RunFolder, RunLock
+from posttrain.types import Datum
+from posttrain.types.clients import ServiceClientProtocol
 
 N_SNAPSHOT = 8
 T = TypeVar("T")
 
 
-def make_backend(cfg: RecipeConfig) -> Backend:
+def make_service(cfg: RecipeConfig) -> ServiceClientProtocol:
+    """The local engine (checkpoints in the run folder), or the tinker service / a server at ``base_url``."""
     if cfg.backend == "tinker":
-        return hosted_backend()
+        from posttrain.engine.hosted import hosted_service_client
+
+        return hosted_service_client(cfg.base_url)
     from posttrain.engine.service import ServiceClient
 
-    return Backend(ServiceClient(Path(cfg.log_path) / CHECKPOINT_DIR, micro_batch_tokens=cfg.micro_batch_tokens,
-                                 gradient_checkpointing=cfg.gradient_checkpointing))
+    return ServiceClient(Path(cfg.log_path) / CHECKPOINT_DIR, micro_batch_tokens=cfg.micro_batch_tokens,
+                         gradient_checkpointing=cfg.gradient_checkpointing)
 
 
 def model_tokenizer_name(model_name: str) -> str:
@@ -90,7 +93,7 @@ class Setup:
     """What a recipe knows once its arguments, backend and renderer are checked."""
 
     dist: DistContext
-    backend: Backend
+    service: ServiceClientProtocol
     renderer: Renderer
     renderer_name: str
     tokenizer_name: str
@@ -104,7 +107,7 @@ def setup(cfg: RecipeConfig) -> Setup:
 
     dist = init_distributed()
     cfg.check()
-    backend = make_backend(cfg)
+    service = make_service(cfg)
     tok_name = model_tokenizer_name(cfg.model_name)
     try:
         renderer_name = cfg.renderer_name or get_recommended_renderer_name(cfg.model_name)
@@ -114,7 +117,7 @@ def setup(cfg: RecipeConfig) -> Setup:
         raise PosttrainError(f"unknown renderer {renderer_name!r}; known renderers: {', '.join(renderer_names())} "
                              "(--renderer)")
     renderer = check_renderer_fits(renderer_name, tok_name, cfg.model_name)
-    return Setup(dist, backend, renderer, renderer_name, tok_name)
+    return Setup(dist, service, renderer, renderer_name, tok_name)
 
 
 def open_run(cfg: RecipeConfig, config: dict[str, Any], s: Setup, build_data: Callable[[], T]) -> tuple[RunFolder, T]:
@@ -131,7 +134,8 @@ def open_run(cfg: RecipeConfig, config: dict[str, Any], s: Setup, build_data: Ca
         if lock is not None:
             RunFolder.open(cfg.log_path, config, cfg.resume, write=False)
         data = build_data()
-        run = RunFolder.open(cfg.log_path, config, cfg.resume) if lock is not None else RunFolder(Path(cfg.log_path), config)
+        run = RunFolder.open(cfg.log_path, config, cfg.resume) if lock is not None else \
+            RunFolder(Path(cfg.log_path), config, write=False)
     except BaseException:
         if lock is not None:
             lock.release(remove_if_unused=True)

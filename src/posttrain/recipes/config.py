@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass, fields
 from typing import Any, TypeVar
 
 from posttrain.errors import PosttrainError
-from posttrain.training.loop import LoopConfig
+from posttrain.runs.loop import LoopConfig
 
 C = TypeVar("C", bound="RecipeConfig")
 
@@ -25,6 +25,7 @@ class RecipeConfig(LoopConfig):
     batch_size: int = 8
     test_size: int = 32  # held out from a local file
     backend: str = "local"
+    base_url: str | None = None  # backend tinker: a Tinker-compatible server (posttrain serve), not the hosted one
     resume: bool = False
     micro_batch_tokens: int = 8192  # the engine's memory settings (posttrain.engine.forward.MemorySettings)
     gradient_checkpointing: bool | None = None  # None: on when a micro-batch's activations would take over a quarter of free memory

@@ -30,8 +30,8 @@ from posttrain.errors import PosttrainError
 from posttrain.recipes.common import open_run, setup, write_parity
 from posttrain.recipes.config import RecipeConfig, from_recipe
 from posttrain.recipes.pairs import PairScreen, Row, chosen_example, screen_pairs
+from posttrain.runs.loop import LoopResult
 from posttrain.training.dpo import DPOLoop
-from posttrain.training.loop import LoopResult
 
 HUB_SETS = {"hh_rlhf": hhh_builder, "ultrafeedback": ultrafeedback_builder,
             "ultrafeedback_binarized": ultrafeedback_binarized_builder, "arena": arena_builder}
@@ -111,7 +111,7 @@ def run_dpo(cfg: DPOConfig) -> LoopResult:
         def first_batch(datums: list[Any]) -> None:
             write_parity(run, config, train, s.renderer, "completion", datums, render_row=chosen_example(s.renderer))
 
-        loop = DPOLoop(cfg.loop_config(), s.backend, run, train, test, is_main=s.dist.is_main(),
+        loop = DPOLoop(cfg.loop_config(), s.service, run, train, test, is_main=s.dist.is_main(),
                        on_first_batch=first_batch, beta=cfg.beta)
         result = loop.run()
         result.extra["data"] = screen.as_dict()

@@ -23,7 +23,7 @@ from posttrain.rl import RLDataset
 from posttrain.rl.envs.arithmetic import ArithmeticDataset
 from posttrain.rl.envs.prompts import PromptDataset
 from posttrain.rl.envs.token_target import TokenTargetDataset
-from posttrain.training.loop import LoopResult
+from posttrain.runs.loop import LoopResult
 from posttrain.training.rl import DistillLoop, RLLoop, RLLoopConfig
 
 ENVS = ("arithmetic", "token_target")
@@ -102,9 +102,9 @@ def rl_datasets(cfg: RLConfig, renderer: Any, service: Any) -> tuple[RLDataset, 
 def run_rl(cfg: RLConfig) -> LoopResult:
     s = setup(cfg)
     config = cfg.run_config(s.renderer_name, s.tokenizer_name, s.renderer.tokenizer.bos_token_id, loss_fn=cfg.loss_fn)
-    run, (train, test) = open_run(cfg, config, s, lambda: rl_datasets(cfg, s.renderer, s.backend.service))
+    run, (train, test) = open_run(cfg, config, s, lambda: rl_datasets(cfg, s.renderer, s.service))
     with run:
-        return RLLoop(cfg.loop(), s.backend, run, train, test, is_main=s.dist.is_main()).run()
+        return RLLoop(cfg.loop(), s.service, run, train, test, is_main=s.dist.is_main()).run()
 
 
 def run_distill(cfg: RLConfig) -> LoopResult:
@@ -129,8 +129,8 @@ def run_distill(cfg: RLConfig) -> LoopResult:
         return PromptDataset(rows, s.renderer, cfg.batch_size, cfg.group_size, int(cfg.max_steps or 0), cfg.seed)
 
     run, prompts = open_run(cfg, config, s, data)
-    teacher = s.backend.service.create_sampling_client(base_model=cfg.teacher_model)
+    teacher = s.service.create_sampling_client(base_model=cfg.teacher_model)
     loop_cfg = cfg.loop()
     loop_cfg.loss_fn = "importance_sampling"
     with run:
-        return DistillLoop(loop_cfg, s.backend, run, prompts, None, is_main=s.dist.is_main(), teacher=teacher).run()
+        return DistillLoop(loop_cfg, s.service, run, prompts, None, is_main=s.dist.is_main(), teacher=teacher).run()

@@ -161,7 +161,7 @@ def run_sft(cfg: SFTConfig) -> SFTResult:
         def first_batch(datums: list[Any]) -> None:
             write_parity(run, config, train, s.renderer, train_on, datums)
 
-        result = SFTLoop(cfg.loop_config(), s.backend, run, train, test, is_main=s.dist.is_main(),
+        result = SFTLoop(cfg.loop_config(), s.service, run, train, test, is_main=s.dist.is_main(),
                          on_first_batch=first_batch).run()
         result.extra["data"] = report
     return result

@@ -19,8 +19,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from posttrain.datum import Datum
 from posttrain.rl.types import Trajectory, TrajectoryGroup
+from posttrain.types import Datum
 
 
 def compute_advantages(groups: Sequence[TrajectoryGroup]) -> list[np.ndarray]:
@@ -58,7 +58,7 @@ def trajectory_to_data(traj: Trajectory, advantage: float, include_mask: bool = 
                      "advantages": np.asarray(advantages[1:], np.float32)}
             if include_mask:
                 extra["mask"] = np.asarray(mask[1:], np.float32)
-            data.append(Datum((np.asarray(tokens[:-1], np.int64),), np.asarray(tokens[1:], np.int64), None, extra))
+            data.append(Datum.from_arrays((np.asarray(tokens[:-1], np.int64),), np.asarray(tokens[1:], np.int64), None, extra))
         for buf in (tokens, logprobs, advantages, mask):
             buf.clear()
 
@@ -97,4 +97,4 @@ def assemble_training_data(groups: Sequence[TrajectoryGroup], advantages: Sequen
 def remove_mask(datum: Datum) -> Datum:
     """The datum without its ``mask`` loss input."""
     extra = {k: v for k, v in datum.extra.items() if k != "mask"}
-    return Datum(datum.input_chunks, datum.target_tokens, datum.weights if datum.has_weights else None, extra)
+    return Datum.from_arrays(datum.input_chunks, datum.target_tokens, datum.weights if datum.has_weights else None, extra)

@@ -17,9 +17,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from posttrain.messages import MessageLike
-from posttrain.payload import ModelInput
 from posttrain.renderers.base import Renderer
 from posttrain.rl.types import Action, Env, EnvGroupBuilder, StepResult, StopCondition
+from posttrain.types import ModelInput
 
 
 class ProblemEnv(Env):

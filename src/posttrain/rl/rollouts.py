@@ -15,7 +15,6 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from posttrain.errors import PosttrainError
-from posttrain.payload import ModelInput
 from posttrain.rl.types import (
     Env,
     EnvGroupBuilder,
@@ -26,9 +25,10 @@ from posttrain.rl.types import (
     TrajectoryGroup,
     Transition,
 )
+from posttrain.types import ModelInput
 
 if TYPE_CHECKING:
-    from posttrain.engine.types import SampledSequence, SamplingParams
+    from posttrain.types import SampledSequence, SamplingParams
 
 DEFAULT_MAX_TURNS = 64
 

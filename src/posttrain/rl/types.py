@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TypeAlias
 
-from posttrain.payload import ModelInput
+from posttrain.types import ModelInput
 
 Action: TypeAlias = list[int]
 Observation: TypeAlias = ModelInput

@@ -22,11 +22,12 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
+from posttrain.training.datum_loop import DatumLoop
 
-from posttrain.datum import Datum
 from posttrain.errors import PosttrainError
-from posttrain.training.loop import TrainingLoop
 from posttrain.training.reference import Reference
+from posttrain.types import AdamParams, Datum
+from posttrain.types.clients import TrainingClientProtocol
 
 
 def dpo_loss(policy: Sequence[torch.Tensor], reference: Sequence[np.ndarray], weights: Sequence[np.ndarray],
@@ -48,7 +49,7 @@ def dpo_loss(policy: Sequence[torch.Tensor], reference: Sequence[np.ndarray], we
                   "rejected_reward": float(r.mean())}
 
 
-class DPOLoop(TrainingLoop):
+class DPOLoop(DatumLoop):
     title = "dpo"
     plot_series = (("dpo_loss", "train loss"), ("test/dpo_loss", "test loss"), ("accuracy", "train accuracy"),
                    ("test/accuracy", "test accuracy"))
@@ -60,9 +61,8 @@ class DPOLoop(TrainingLoop):
         self.beta = beta
         self.reference: Reference | None = None
 
-    def prepare(self, client: Any, resumed: bool) -> None:
-        self.reference = Reference.for_run(client, self.backend, self.run_folder, self.cfg.lora_rank, resumed,
-                                           self.is_main)
+    def prepare(self, client: TrainingClientProtocol, resumed: bool) -> None:
+        self.reference = Reference.for_run(client, self.service, self.run_folder, self.cfg.lora_rank, resumed)
 
     def _loss_fn(self, data: list[Datum], reference: list[np.ndarray]) -> Any:
         weights = [d.weights for d in data]
@@ -72,18 +72,18 @@ class DPOLoop(TrainingLoop):
 
         return fn
 
-    def submit(self, client: Any, data: list[Datum], adam: Any) -> dict[str, Any]:
+    def submit_batch(self, client: TrainingClientProtocol, data: list[Datum], adam: AdamParams) -> dict[str, Any]:
         assert self.reference is not None, "prepare() sets the reference"
         reference = self.reference.logprobs(data)
-        fwd = client.forward_backward_custom(self.backend.datums(data), self._loss_fn(data, reference))
+        fwd = client.forward_backward_custom(data, self._loss_fn(data, reference))
         return {"fwd": fwd, "optim": client.optim_step(adam)}
 
     def step_metrics(self, data: list[Datum], results: dict[str, Any]) -> dict[str, Any]:
         keep = ("dpo_loss", "accuracy", "margin", "chosen_reward", "rejected_reward")
         return {"num_pairs": len(data) // 2, **{k: results["fwd"].metrics[k] for k in keep}}
 
-    def evaluate(self, client: Any) -> dict[str, float]:
-        out = client.forward(self.backend.datums(self.test_data), "cross_entropy").result()
+    def evaluate(self, client: TrainingClientProtocol) -> dict[str, float]:
+        out = client.forward(self.test_data, "cross_entropy").result()
         policy = [torch.from_numpy(o["logprobs"].to_numpy()) for o in out.loss_fn_outputs]
         assert self.reference is not None, "prepare() sets the reference"
         reference = self.reference.logprobs(self.test_data)

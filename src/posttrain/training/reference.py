@@ -12,9 +12,9 @@ from typing import Any
 
 import numpy as np
 
-from posttrain.datum import Datum
-from posttrain.payload import ModelInput
-from posttrain.training.run_folder import RunFolder
+from posttrain.runs.folder import RunFolder
+from posttrain.types import Datum, ModelInput
+from posttrain.types.clients import SamplingClientProtocol, ServiceClientProtocol, TrainingClientProtocol
 
 REFERENCE_FILE = "reference.json"
 
@@ -24,9 +24,8 @@ def full_sequence(datum: Datum) -> list[int]:
     return [*datum.input_tokens.tolist(), int(datum.target_tokens[-1])]
 
 
-def sequence_logprobs(sampler: Any, data: list[Datum]) -> list[np.ndarray]:
-    """Each datum's target logprobs from a sampler (``compute_logprobs`` of the full sequence): the
-    engine's SamplingClient, or the hosted one behind :meth:`~posttrain.engine.hosted.Backend.sampler`."""
+def sequence_logprobs(sampler: SamplingClientProtocol, data: list[Datum]) -> list[np.ndarray]:
+    """Each datum's target logprobs from a sampler (``compute_logprobs`` of the full sequence)."""
     futures = [sampler.compute_logprobs(ModelInput.from_ints(full_sequence(d))) for d in data]
     return [np.asarray(f.result()[1:], dtype=np.float32) for f in futures]
 
@@ -36,18 +35,17 @@ class Reference:
         self.client, self.sampler = client, sampler
 
     @classmethod
-    def for_run(cls, client: Any, backend: Any, run: RunFolder, lora_rank: int, resumed: bool,
-                is_main: bool) -> Reference:
-        if not backend.hosted and lora_rank > 0:
+    def for_run(cls, client: TrainingClientProtocol, service: ServiceClientProtocol, run: RunFolder, lora_rank: int,
+                resumed: bool) -> Reference:
+        if lora_rank > 0 and hasattr(client, "compute_base_logprobs"):  # the local engine's LoRA client
             return cls(client=client)
         record = run.path / REFERENCE_FILE
         if resumed:
             path = json.loads(record.read_text())["sampler_path"]
         else:
             path = client.save_weights_for_sampler("reference").result().path
-            if is_main:
-                run.write_json(REFERENCE_FILE, {"sampler_path": path})
-        return cls(sampler=backend.sampler(backend.service.create_sampling_client(model_path=path)))
+            run.write_json(REFERENCE_FILE, {"sampler_path": path})
+        return cls(sampler=service.create_sampling_client(model_path=path))
 
     def logprobs(self, data: list[Datum]) -> list[np.ndarray]:
         if self.client is not None:

@@ -20,15 +20,12 @@ Sampling seeds are a function of (seed, batch), so a resumed run repeats the uni
 
 from __future__ import annotations
 
-import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from posttrain.datum import Datum
-from posttrain.engine.hosted import Backend
-from posttrain.engine.types import SamplingParams
 from posttrain.errors import PosttrainError
 from posttrain.rl import (
     RLDataset,
@@ -40,18 +37,11 @@ from posttrain.rl import (
     remove_mask,
     trajectory_metrics,
 )
-from posttrain.training.loop import (
-    LoopConfig,
-    LoopResult,
-    adam_params,
-    loop_result,
-    resume_client,
-    save_final,
-)
-from posttrain.training.metrics import MetricsLog, progress_bar
+from posttrain.runs.folder import RunFolder
+from posttrain.runs.loop import Loop, LoopConfig, Position, adam_params
 from posttrain.training.reference import Reference, sequence_logprobs
-from posttrain.training.run_folder import RunFolder
-from posttrain.training.schedule import lr_multiplier
+from posttrain.types import Datum, SamplingParams
+from posttrain.types.clients import SamplingClientProtocol, ServiceClientProtocol, TrainingClientProtocol
 
 
 @dataclass
@@ -69,27 +59,38 @@ def _masked(data: list[Datum], key: str) -> np.ndarray:
     return np.concatenate([d.extra[key][d.extra["mask"] > 0] for d in data]) if data else np.zeros(0)
 
 
-class RLLoop:
+class RLLoop(Loop):
+    """One step per batch of env groups, one pass (``epochs`` 1): a step samples with the current
+    weights, so it runs whole before the next one is queued."""
+
     title = "rl"
     plot_series: tuple[tuple[str, str], ...] = (("env/all/reward/total", "reward"),
                                                  ("test/env/all/reward/total", "held-out reward"))
+    cfg: RLLoopConfig
 
-    def __init__(self, cfg: RLLoopConfig, backend: Backend, run: RunFolder, train: RLDataset,
+    def __init__(self, cfg: RLLoopConfig, service: ServiceClientProtocol, run: RunFolder, train: RLDataset,
                  test: RLDataset | None = None, is_main: bool = True):
         if cfg.loss_fn not in ("importance_sampling", "ppo"):
             raise PosttrainError(f"loss_fn must be importance_sampling or ppo, got {cfg.loss_fn!r}")
         if cfg.num_substeps < 1:
             raise PosttrainError(f"num_substeps must be at least 1, got {cfg.num_substeps}")
-        self.cfg, self.backend, self.run_folder = cfg, backend, run
-        self.train, self.test, self.is_main = train, test, is_main
-        self.total_steps = min(len(train), cfg.max_steps) if cfg.max_steps is not None else len(train)
+        self.train, self.test = train, test
+        super().__init__(cfg, service, run, is_main)
         self.reference: Reference | None = None
 
-    # -- the method's hooks ---------------------------------------------------------------------------
-    def prepare(self, client: Any, resumed: bool) -> None:
+    def batches_per_epoch(self) -> int:
+        return len(self.train)
+
+    def epochs(self) -> int:
+        return 1
+
+    @property
+    def evaluates(self) -> bool:
+        return self.test is not None
+
+    def prepare(self, client: TrainingClientProtocol, resumed: bool) -> None:
         if self.cfg.kl_penalty_coef > 0:
-            self.reference = Reference.for_run(client, self.backend, self.run_folder, self.cfg.lora_rank, resumed,
-                                               self.is_main)
+            self.reference = Reference.for_run(client, self.service, self.run_folder, self.cfg.lora_rank, resumed)
 
     def make_data(self, groups: list[TrajectoryGroup]) -> tuple[list[Datum], dict[str, float]]:
         if self.cfg.remove_constant_groups:
@@ -113,15 +114,14 @@ class RLLoop:
         return SamplingParams(max_tokens=self.cfg.max_tokens, seed=self.cfg.seed * 1_000_003 + step,
                               temperature=0.0 if greedy else self.cfg.temperature, top_k=self.cfg.top_k)
 
-    def step(self, client: Any, step: int) -> dict[str, Any]:
-        lr = self.cfg.learning_rate * lr_multiplier(self.cfg.lr_schedule, step, self.total_steps, self.cfg.warmup_steps)
-        metrics: dict[str, Any] = {"step": step, "epoch": 0, "learning_rate": lr,
-                                   "progress": (step + 1) / self.total_steps}
-        if self.test is not None and self.cfg.eval_every > 0 and step % self.cfg.eval_every == 0:
-            metrics.update(self.evaluate(client))
-        sampler = self.backend.sampler(client.save_weights_and_get_sampling_client())
+    def submit(self, client: TrainingClientProtocol, at: Position, lr: float) -> Callable[[], dict[str, Any]]:
+        metrics = self.step(client, at.step, lr)
+        return lambda: metrics
+
+    def step(self, client: TrainingClientProtocol, step: int, lr: float) -> dict[str, Any]:
+        sampler = client.save_weights_and_get_sampling_client()
         groups = do_group_rollouts(sampler, self.train.get_batch(step), self._params(step))
-        metrics.update(trajectory_metrics(groups))
+        metrics: dict[str, Any] = dict(trajectory_metrics(groups))
         data, extra = self.make_data(groups)
         metrics.update(extra)
         if not data:  # every trajectory failed or was dropped: record it and go on
@@ -130,13 +130,13 @@ class RLLoop:
         metrics.update(self._train(client, data, lr))
         return metrics
 
-    def _train(self, client: Any, data: list[Datum], lr: float) -> dict[str, float]:
+    def _train(self, client: TrainingClientProtocol, data: list[Datum], lr: float) -> dict[str, float]:
         parts = [list(p) for p in np.array_split(np.arange(len(data)), self.cfg.num_substeps) if len(p)]
         first: list[np.ndarray] = []
         for k, part in enumerate(parts):
             batch = [remove_mask(data[i]) for i in part]
-            fwd = client.forward_backward(self.backend.datums(batch), self.cfg.loss_fn)
-            opt = client.optim_step(adam_params(self.cfg, self.backend, lr))
+            fwd = client.forward_backward(batch, self.cfg.loss_fn)
+            opt = client.optim_step(adam_params(self.cfg, lr))
             logprobs = [o["logprobs"].to_numpy() for o in fwd.result().loss_fn_outputs]
             opt.result()
             if k == 0:
@@ -148,54 +148,12 @@ class RLLoop:
                 "optim/entropy": float(-np.mean(_masked(data, "logprobs"))) if data else 0.0,
                 "num_datums": float(len(data)), "num_tokens": float(sum(len(d) for d in data))}
 
-    def evaluate(self, client: Any) -> dict[str, float]:
+    def evaluate(self, client: TrainingClientProtocol) -> dict[str, float]:
         assert self.test is not None
-        sampler = self.backend.sampler(client.save_weights_and_get_sampling_client())
+        sampler = client.save_weights_and_get_sampling_client()
         groups = [g for i in range(len(self.test))
                   for g in do_group_rollouts(sampler, self.test.get_batch(i), self._params(i, greedy=True))]
         return {f"test/{k}": v for k, v in trajectory_metrics(groups).items() if k.startswith("env/all/reward")}
-
-    # -- the loop -------------------------------------------------------------------------------------
-    def run(self) -> LoopResult:
-        start = time.perf_counter()
-        resume = self.run_folder.last_checkpoint()
-        if resume is not None and resume.get("name") == "final":
-            return self._result(start, resume, "already complete")
-        client, resume = resume_client(self.backend.service, self.cfg, self.run_folder)
-        first = resume["batch"] if resume else 0
-        self.prepare(client, resume is not None)
-        log = MetricsLog(self.run_folder.metrics_path, keep_before_step=first) if self.is_main else None
-        with progress_bar(self.cfg.show_progress and self.is_main, self.title) as bar:
-            task = bar.add_task(self.title, total=self.total_steps, completed=first, status="")
-            for step in range(first, self.total_steps):
-                t0 = time.perf_counter()
-                m = self.step(client, step)
-                m["time/step"] = time.perf_counter() - t0
-                if log is not None:
-                    log.write(m)
-                self._maybe_save(client, step)
-                shown = [f"{label} {m[key]:.3f}" for key, label in self.plot_series if isinstance(m.get(key), float)]
-                bar.update(task, completed=step + 1, status=" · ".join(shown))
-        final = self._save_final(client)
-        if log is not None:
-            log.close()
-        return self._result(start, final)
-
-    def _maybe_save(self, client: Any, step: int) -> None:
-        done = step + 1
-        if self.cfg.save_every > 0 and done % self.cfg.save_every == 0 and done < self.total_steps:
-            path = client.save_state(f"step_{done:06d}", overwrite=True).result().path
-            if self.is_main:
-                self.run_folder.record_checkpoint({"name": f"step_{done:06d}", "step": done, "epoch": 0,
-                                                   "batch": done, "state_path": path})
-
-    def _save_final(self, client: Any) -> dict[str, Any]:
-        return save_final(client, self.run_folder, self.total_steps, 1, self.evaluate if self.test else None,
-                          self.is_main)
-
-    def _result(self, start: float, final: dict[str, Any], note: str = "") -> LoopResult:
-        return loop_result(self.run_folder, f"{self.title} · {self.cfg.model_name}", self.plot_series, start, final,
-                           note, self.is_main)
 
 
 class DistillLoop(RLLoop):
@@ -208,11 +166,11 @@ class DistillLoop(RLLoop):
     title = "distill"
     plot_series = (("teacher_kl", "teacher KL"),)
 
-    def __init__(self, *args: Any, teacher: Any, **kwargs: Any):
+    def __init__(self, *args: Any, teacher: SamplingClientProtocol, **kwargs: Any):
         super().__init__(*args, **kwargs)
-        self.teacher = self.backend.sampler(teacher)  # the teacher model's sampling client
+        self.teacher = teacher  # the teacher model's sampling client
 
-    def prepare(self, client: Any, resumed: bool) -> None:
+    def prepare(self, client: TrainingClientProtocol, resumed: bool) -> None:
         """No start-weight reference: the teacher is the anchor."""
 
     def make_data(self, groups: list[TrajectoryGroup]) -> tuple[list[Datum], dict[str, float]]:

@@ -13,9 +13,9 @@ from typing import Any
 import numpy as np
 
 from posttrain.messages import MessageLike
-from posttrain.payload import ModelInput
 from posttrain.renderers.base import Renderer
 from posttrain.rl.types import Action, Env, EnvGroupBuilder, RLDataset, StepResult, StopCondition
+from posttrain.types import ModelInput
 
 
 class PromptEnv(Env):

@@ -12,8 +12,8 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
-from posttrain.payload import ModelInput
 from posttrain.rl.types import Action, Env, EnvGroupBuilder, RLDataset, StepResult, StopCondition
+from posttrain.types import ModelInput
 
 
 class TokenTargetEnv(Env):

@@ -1,5 +1,5 @@
-"""The engine's public types, named and shaped as in the ``tinker`` SDK (``tinker.types``), so code
-written against one reads the same against the other. Torch-free."""
+"""The parameters and responses of the client calls, named and shaped as in the ``tinker`` SDK
+(``tinker.types``), so code written against one reads the same against the other. Torch-free."""
 
 from __future__ import annotations
 
@@ -9,8 +9,7 @@ from typing import Literal
 
 import numpy as np
 
-from posttrain.datum import Datum
-from posttrain.payload import EncodedTextChunk, ModelInput, TensorData
+from posttrain.types.payload import TensorData
 
 LossFnType = Literal["cross_entropy", "importance_sampling", "ppo", "cispo", "dro"]
 StopReason = Literal["stop", "length"]
@@ -110,23 +109,3 @@ class GetInfoResponse:
     device: str
     dtype: str
     max_context_length: int
-
-
-__all__ = [
-    "AdamParams",
-    "Datum",
-    "EncodedTextChunk",
-    "ForwardBackwardOutput",
-    "GetInfoResponse",
-    "LoadWeightsResponse",
-    "LossFnType",
-    "ModelInput",
-    "OptimStepResponse",
-    "SampleResponse",
-    "SampledSequence",
-    "SamplingParams",
-    "SaveWeightsForSamplerResponse",
-    "SaveWeightsResponse",
-    "StopReason",
-    "TensorData",
-]

@@ -25,27 +25,22 @@ import time
 from pathlib import Path
 from typing import Any
 
-from posttrain.engine.checkpoints import META
-from posttrain.errors import PosttrainError
-from posttrain.training.metrics import read_log, write_text_atomically
+from posttrain.runs.atomic import RunFolderError, write_json_atomically
+from posttrain.runs.checkpoints import CHECKPOINTS, CheckpointLog
+from posttrain.runs.log import read_log
 
 CONFIG = "config.json"
 METRICS = "metrics.jsonl"
-CHECKPOINTS = "checkpoints.jsonl"
 CHECKPOINT_DIR = "checkpoints"
 LOCK = ".lock"
 DATA_REPORT = "data_report.json"
 # Settings that may change on resume without changing what the run computes.
 # log_path: the folder being opened is the run's, however its path is spelled (relative, absolute).
-RESUMABLE_CHANGES = frozenset({"resume", "show_progress", "log_path"})
+# base_url: a restarted server may listen elsewhere; the checkpoints it serves are the same.
+RESUMABLE_CHANGES = frozenset({"resume", "show_progress", "log_path", "base_url"})
 
 
-class RunFolderError(PosttrainError, ValueError):
-    """The run folder cannot be used as asked; the message names it and the way out."""
-
-
-def _write_json_atomically(path: Path, obj: Any) -> None:
-    write_text_atomically(path, json.dumps(obj, indent=1, sort_keys=True, ensure_ascii=False) + "\n")
+__all__ = ["CHECKPOINTS", "CONFIG", "RunFolder", "RunFolderError", "RunLock"]
 
 
 def run_path(path: str | Path) -> Path:
@@ -94,10 +89,15 @@ class RunLock:
 
 
 class RunFolder:
-    def __init__(self, path: Path, config: dict[str, Any], lock: RunLock | None = None):
+    """An open run folder: its settings, its checkpoint records (:attr:`checkpoints`), its metrics log's
+    path. ``write`` False: a reader (the non-main ranks of a data-parallel run) that changes nothing."""
+
+    def __init__(self, path: Path, config: dict[str, Any], lock: RunLock | None = None, write: bool = True):
         self.path = path
         self.config = config
         self.lock = lock
+        self.write = write
+        self.checkpoints = CheckpointLog(path, write=write)
 
     def __enter__(self) -> RunFolder:
         return self
@@ -126,7 +126,7 @@ class RunFolder:
             folder.mkdir(parents=True, exist_ok=True)
             if not os.access(folder, os.W_OK):
                 raise RunFolderError(f"{folder} is not writable")
-            _write_json_atomically(folder / CONFIG, config)
+            write_json_atomically(folder / CONFIG, config)
         return cls(folder, config)
 
     @staticmethod
@@ -161,27 +161,8 @@ class RunFolder:
                                  f"not {config.get(k)!r}; resume with the same settings ({len(changed)} differ: "
                                  f"{', '.join(changed)})")
 
-    # -- checkpoint records -----------------------------------------------------------------------
-    def records(self) -> list[dict[str, Any]]:
-        """The checkpoint records; a torn last line (a crash mid-write) is cut from the file."""
-        return read_log(self.path / CHECKPOINTS, repair=True)
-
-    def usable_checkpoints(self) -> list[dict[str, Any]]:
-        """The records whose state checkpoint is on disk, oldest first (a record's folder is missing
-        only if the disk lost it or a person deleted it)."""
-        return [r for r in self.records() if r.get("state_path") and (Path(r["state_path"]) / META).is_file()]
-
-    def last_checkpoint(self) -> dict[str, Any] | None:
-        usable = self.usable_checkpoints()
-        return usable[-1] if usable else None
-
-    def record_checkpoint(self, record: dict[str, Any]) -> None:
-        with open(self.path / CHECKPOINTS, "a", encoding="utf-8") as fh:
-            fh.write(json.dumps(record, sort_keys=True) + "\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-
     def write_json(self, name: str, obj: Any) -> Path:
         target = self.path / name
-        _write_json_atomically(target, obj)
+        if self.write:
+            write_json_atomically(target, obj)
         return target

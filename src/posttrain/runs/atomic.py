@@ -1,4 +1,11 @@
-"""Atomic run folders: a reader sees a whole old run or a whole new one, never a mix.
+"""Atomic writes, one mechanism for folders, files and caches: whatever is written goes to a temporary
+sibling first and is renamed into place, so a reader sees the whole old thing or the whole new one.
+
+* :func:`atomic_run_folder` — a folder that *replaces* its destination (run folders, checkpoints);
+* :func:`write_once` — a cache folder written once: if another process got there first, theirs is kept;
+* :func:`write_text_atomically` / :func:`write_json_atomically` — one file (``config.json``, a log rewrite).
+
+Atomic run folders: a reader sees a whole old run or a whole new one, never a mix.
 
 :func:`atomic_run_folder` checks the destination *before* any work (a file in the way, an
 unwritable parent), hands out a fresh temporary folder beside the destination, and on success swaps
@@ -19,12 +26,14 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import errno
+import json
 import os
 import shutil
 import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 from posttrain.errors import PosttrainError
 
@@ -33,7 +42,7 @@ _AT_FDCWD = -100
 
 
 class RunFolderError(PosttrainError, OSError):
-    """The run folder cannot be written where asked; says why and where."""
+    """A run folder cannot be used as asked (written where asked, resumed, locked); says why and where."""
 
 
 def check_destination(target: str | os.PathLike[str]) -> Path:
@@ -151,3 +160,40 @@ def atomic_run_folder(target: str | os.PathLike[str]) -> Iterator[Path]:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
 
+
+
+def write_once(target: Path, write: Callable[[Path], None]) -> Path:
+    """Call ``write(tmp)`` and rename ``tmp`` to ``target``; if another process got there first, keep theirs.
+
+    For caches: every writer computes the same content, so the first whole copy wins."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.tmp-{os.getpid()}-"))
+    try:
+        write(tmp)
+        os.replace(tmp, target)
+    except OSError:
+        if not target.exists():
+            raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+def write_text_atomically(path: Path, text: str) -> None:
+    """Write ``text`` beside ``path``, sync it, then rename it into place: a crash leaves the old file or
+    the new one, never half of either. Readable by others (mkstemp alone makes it 0600)."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_json_atomically(path: Path, obj: Any) -> None:
+    write_text_atomically(path, json.dumps(obj, indent=1, sort_keys=True, ensure_ascii=False) + "\n")
