@@ -21,25 +21,28 @@ from typing import Any, Literal
 
 import datasets
 
-from posttrain.data.sources import SkipReport, load_conversations_with_report, source_label
+from posttrain.data.sources import (
+    LINE,
+    SkipReport,
+    load_conversations_with_report,
+    source_label,
+    with_source_index,
+)
 from posttrain.data.supervised import (
     SupervisedDatasetFromHFDataset,
     conversation_to_datum,
     datum_target_counts,
 )
 from posttrain.errors import InputError, PosttrainError
-from posttrain.messages import to_messages
 from posttrain.parallel import available_cores, ordered_map
-from posttrain.parity.artifacts import write_run
 from posttrain.progress import progress_bar
 from posttrain.renderers import Renderer, default_tokenizer_for, get_renderer
 from posttrain.runs.atomic import atomic_run_folder, check_destination
+from posttrain.runs.parity import render_conversation, write_parity
 from posttrain.tokenizer import get_tokenizer
 from posttrain.train_on_what import TrainOnWhat
 from posttrain.types import Datum
 
-SOURCE_INDEX = "__source_index__"  # the row's position in the loaded input (the snapshot's "index")
-LINE = "__line__"  # the row's file line (or 1-based row), for errors
 REDUCTION: Literal["none"] = "none"  # 0/1 weights: the parity payload records what the renderer trains
 DEFAULT_INPUT = "posttrain:default_conversations"
 
@@ -167,7 +170,7 @@ def _load(cfg: PrepareConfig) -> tuple[datasets.Dataset, str, SkipReport]:
                                                 skip_invalid=cfg.skip_invalid, line_column=LINE)
     source = source_label(spec, cfg.split)  # as load errors name it, so all errors agree
     # Remember each row's position in the input: the snapshot names rows by it, whatever the shuffle.
-    return ds.add_column(SOURCE_INDEX, list(range(len(ds)))), source, report
+    return with_source_index(ds), source, report
 
 
 def _config_json(cfg: PrepareConfig, tok_name: str, renderer: Renderer, n: int) -> dict[str, Any]:
@@ -203,15 +206,8 @@ def _write(run_dir: Any, cfg: PrepareConfig, tok_name: str, renderer: Renderer, 
 
     batches = SupervisedDatasetFromHFDataset(ds, cfg.batch_size, map_fn=to_datum)
     batches.set_epoch(cfg.seed)
-    head = batches.shuffle_dataset.select(range(min(cfg.n_snapshot, len(ds)))).to_list()
-    snapshot, rendered = [], []
-    for row in head:
-        msgs = to_messages(row["messages"])
-        ex = renderer.build_supervised_example(msgs, train_on)
-        snapshot.append((row[SOURCE_INDEX], [m.to_dict() for m in msgs]))
-        rendered.append((ex.tokens, ex.weights, renderer.tokenizer.decode(ex.tokens)))
-    write_run(run_dir, config=_config_json(cfg, tok_name, renderer, len(ds)), total_count=len(ds),
-              snapshot=snapshot, rendered=rendered, batch_size=cfg.batch_size, datums=batches.get_batch(0))
+    write_parity(run_dir, _config_json(cfg, tok_name, renderer, len(ds)), batches, renderer,
+                 render_conversation(renderer, train_on), batches.get_batch(0), cfg.batch_size, cfg.n_snapshot)
 
 
 def run_prepare(cfg: PrepareConfig, *, show_progress: bool | None = None) -> PrepareSummary:

@@ -14,9 +14,9 @@ import pytest
 
 from posttrain import get_renderer, get_tokenizer
 from posttrain.data.preference import LabeledComparison, dpo_dataset, read_comparisons_jsonl
-from posttrain.datum import Datum
 from posttrain.default_data import default_preferences_path
 from posttrain.renderers.base import Renderer
+from posttrain.types import Datum
 
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "make_default_preferences.py"
 N_PAIRS = 360

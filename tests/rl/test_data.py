@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from posttrain.payload import ModelInput
 from posttrain.rl import (
     RolloutError,
     Trajectory,
@@ -20,6 +19,7 @@ from posttrain.rl import (
     trajectory_metrics,
     trajectory_to_data,
 )
+from posttrain.types import ModelInput
 
 
 def tr(ob, ac, lps, reward=0.0, done=False, metrics=None, stop="stop"):

@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 
 from posttrain import get_renderer
-from posttrain.payload import ModelInput
 from posttrain.rl import ProblemEnv, ProblemGroupBuilder
 from posttrain.rl.envs.arithmetic import FEW_SHOT, ArithmeticDataset, ArithmeticEnv, last_integer
 from posttrain.rl.envs.token_target import TokenTargetDataset, TokenTargetEnv
 from posttrain.tokenizer import get_tokenizer
+from posttrain.types import ModelInput
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,6 @@ import pytest
 
 from posttrain import get_renderer
 from posttrain.engine import AdamParams, SamplingParams, ServiceClient
-from posttrain.payload import ModelInput
 from posttrain.rl import (
     Env,
     EnvGroupBuilder,
@@ -23,6 +22,7 @@ from posttrain.rl import (
 )
 from posttrain.rl.envs.arithmetic import ArithmeticDataset
 from posttrain.rl.envs.token_target import TokenTargetDataset, TokenTargetEnv
+from posttrain.types import ModelInput
 from tests.engine_util import TINY
 
 

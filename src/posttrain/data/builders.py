@@ -24,7 +24,7 @@ from typing import Any, Literal, cast
 
 import datasets
 
-from posttrain.data.sources import SkipReport, load_conversations_with_report
+from posttrain.data.sources import LINE, SkipReport, load_conversations_with_report, with_source_index
 from posttrain.data.supervised import SupervisedDataset, SupervisedDatasetFromHFDataset, conversation_to_datum
 from posttrain.errors import InputError, PosttrainError
 from posttrain.renderers import Renderer, default_tokenizer_for, get_renderer
@@ -48,11 +48,6 @@ class ChatDatasetConfig:
         return get_renderer(self.renderer_name, get_tokenizer(self.tokenizer or default_tokenizer_for(self.renderer_name)))
 
 
-# Each row carries where it came from (file line, or 1-based row of the split), so an error found
-# when a batch is rendered names the input row, whatever the shuffle did.
-LINE = "__line__"
-
-
 def _map_fn(config: ChatDatasetConfig, default: TrainOnWhat, source: str) -> Any:
     renderer = config.renderer()
     train_on = TrainOnWhat.parse(config.train_on_what or default)
@@ -64,10 +59,6 @@ def _map_fn(config: ChatDatasetConfig, default: TrainOnWhat, source: str) -> Any
             raise InputError(str(err), source=source, line=row.get(LINE)) from err
 
     return map_fn
-
-
-def _numbered(ds: datasets.Dataset) -> datasets.Dataset:
-    return ds.add_column(LINE, list(range(1, len(ds) + 1)))
 
 
 Split = tuple[SupervisedDataset, SupervisedDataset | None]
@@ -85,6 +76,7 @@ class FromConversationFileBuilder:
     def __call__(self) -> Split:
         ds, self.skipped = load_conversations_with_report(self.file_path, line_column=LINE,
                                                           skip_invalid=self.skip_invalid)
+        ds = with_source_index(ds)
         if self.shuffle_seed is not None:
             ds = ds.shuffle(seed=self.shuffle_seed)
         map_fn = _map_fn(self.config, TrainOnWhat.ALL_ASSISTANT_MESSAGES, self.file_path)
@@ -114,7 +106,7 @@ class NoRobotsBuilder:
 
     def __call__(self) -> Split:
         dd = _load_dict(self.path, self.revision, self.data_files)
-        train, test = _numbered(dd["train"]).shuffle(seed=0), _numbered(dd["test"])
+        train, test = with_source_index(dd["train"]).shuffle(seed=0), with_source_index(dd["test"])
         train_fn = _map_fn(self.config, TrainOnWhat.ALL_ASSISTANT_MESSAGES, f"{self.path}[train]")
         test_fn = _map_fn(self.config, TrainOnWhat.ALL_ASSISTANT_MESSAGES, f"{self.path}[test]")
         return (SupervisedDatasetFromHFDataset(train, self.config.batch_size, map_fn=train_fn),
@@ -130,7 +122,7 @@ class Tulu3Builder:
     test_size: int = 1024
 
     def __call__(self) -> Split:
-        ds = _numbered(_load_dict(self.path, self.revision, self.data_files)["train"]).shuffle(seed=0)
+        ds = with_source_index(_load_dict(self.path, self.revision, self.data_files)["train"]).shuffle(seed=0)
         test, train = ds.take(self.test_size), ds.skip(self.test_size)
         map_fn = _map_fn(self.config, TrainOnWhat.LAST_ASSISTANT_MESSAGE, f"{self.path}[train]")
         return (SupervisedDatasetFromHFDataset(train, self.config.batch_size, map_fn=map_fn),

@@ -22,6 +22,7 @@ from typing import Any, Literal
 import datasets
 
 from posttrain.data.readers import jsonl_rows, source_name
+from posttrain.data.sources import with_source_index
 from posttrain.data.supervised import SupervisedDatasetFromHFDataset
 from posttrain.datum import datum_from_tokens_weights
 from posttrain.errors import InputError, MessageError, PosttrainError
@@ -128,7 +129,7 @@ def dpo_dataset(comparisons: Iterable[LabeledComparison | InputError], renderer:
             rows.append(_row_of(lc))
     if not rows:
         raise PosttrainError(f"no usable comparisons ({stats.ties} ties, {stats.skipped} skipped)")
-    ds = datasets.Dataset.from_list(rows)
+    ds = with_source_index(datasets.Dataset.from_list(rows))
     flatmap = lambda row: comparison_to_dpo_datums(_from_row(row), renderer, max_length)  # noqa: E731
     return SupervisedDatasetFromHFDataset(ds, batch_size, flatmap_fn=flatmap), stats
 

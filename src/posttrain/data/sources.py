@@ -91,6 +91,20 @@ class SkipReport:
         self.reasons.append(str(err))
 
 
+# Columns a loaded row carries: where it came from (file line, or 1-based row of the split) for errors,
+# and its 0-based position in the input as loaded, which the parity snapshot names rows by.
+LINE = "__line__"
+SOURCE_INDEX = "__source_index__"
+
+
+def with_source_index(ds: datasets.Dataset) -> datasets.Dataset:
+    """Each row's position in ``ds`` (and, if it has none, its 1-based row as its :data:`LINE`), kept
+    through any later shuffle."""
+    if LINE not in ds.column_names:
+        ds = ds.add_column(LINE, list(range(1, len(ds) + 1)))
+    return ds.add_column(SOURCE_INDEX, list(range(len(ds))))
+
+
 def canonical_message(m: Message) -> dict[str, Any]:
     out: dict[str, Any] = {"role": m.role, "content": m.text}
     if m.thinking is not None:

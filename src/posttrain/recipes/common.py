@@ -9,18 +9,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from posttrain.data.supervised import SupervisedDataset, SupervisedDatasetFromHFDataset
 from posttrain.engine.distributed import DistContext
 from posttrain.errors import PosttrainError, RendererError
-from posttrain.messages import to_messages
 from posttrain.recipes.config import RecipeConfig
 from posttrain.renderers import Renderer, get_renderer
 from posttrain.runs.folder import CHECKPOINT_DIR, RunFolder, RunLock
 from posttrain.tokenizer import get_tokenizer
-from posttrain.types import Datum
 from posttrain.types.clients import ServiceClientProtocol
 
-N_SNAPSHOT = 8
 T = TypeVar("T")
 
 
@@ -58,34 +54,6 @@ def check_renderer_fits(renderer_name: str, tokenizer_name: str, model_name: str
         raise PosttrainError(f"renderer {renderer_name!r} does not fit model {model_name!r}: {err.args[0]}; "
                              "pick the renderer of the model's family (or leave --renderer out)") from err
     return renderer
-
-
-RenderRow = Callable[[dict[str, Any]], tuple[list[Any], list[int], list[float]]]
-
-
-def write_parity(run: RunFolder, config: dict[str, Any], train: SupervisedDataset, renderer: Renderer,
-                 train_on: str, first_batch: list[Datum], render_row: RenderRow | None = None) -> None:
-    """Dataset snapshot (the builder's row order), rendered samples, and the first batch as trained.
-    ``render_row`` turns a row into (messages, tokens, weights); default: a conversation's ``messages``."""
-    from posttrain.parity.artifacts import write_run
-
-    def conversation(row: dict[str, Any]) -> tuple[list[Any], list[int], list[float]]:
-        msgs = to_messages(row["messages"])
-        ex = renderer.build_supervised_example(msgs, train_on)
-        return msgs, ex.tokens, ex.weights
-
-    render = render_row or conversation
-    snapshot: list[tuple[int, list[dict[str, Any]]]] = []
-    rendered: list[tuple[list[int], list[float], str]] = []
-    total = 0
-    if isinstance(train, SupervisedDatasetFromHFDataset):
-        total = len(train.hf_dataset)
-        for position, row in enumerate(train.hf_dataset.select(range(min(N_SNAPSHOT, total))).to_list()):
-            msgs, tokens, weights = render(row)
-            snapshot.append((int(row.get("__line__", position + 1)) - 1, [m.to_dict() for m in msgs]))
-            rendered.append((tokens, weights, renderer.tokenizer.decode(tokens)))
-    write_run(run.path, config=config, total_count=total, snapshot=snapshot, rendered=rendered,
-              batch_size=len(first_batch), datums=first_batch)
 
 
 @dataclass

@@ -27,10 +27,11 @@ from posttrain.data.preference import (
 )
 from posttrain.data.supervised import SupervisedDataset
 from posttrain.errors import PosttrainError
-from posttrain.recipes.common import open_run, setup, write_parity
+from posttrain.recipes.common import open_run, setup
 from posttrain.recipes.config import RecipeConfig, from_recipe
 from posttrain.recipes.pairs import PairScreen, Row, chosen_example, screen_pairs
 from posttrain.runs.loop import LoopResult
+from posttrain.runs.parity import write_parity
 from posttrain.training.dpo import DPOLoop
 
 HUB_SETS = {"hh_rlhf": hhh_builder, "ultrafeedback": ultrafeedback_builder,
@@ -109,7 +110,7 @@ def run_dpo(cfg: DPOConfig) -> LoopResult:
             run.write_json("data_report.json", screen.as_dict())
 
         def first_batch(datums: list[Any]) -> None:
-            write_parity(run, config, train, s.renderer, "completion", datums, render_row=chosen_example(s.renderer))
+            write_parity(run.path, config, train, s.renderer, chosen_example(s.renderer), datums, len(datums))
 
         loop = DPOLoop(cfg.loop_config(), s.service, run, train, test, is_main=s.dist.is_main(),
                        on_first_batch=first_batch, beta=cfg.beta)

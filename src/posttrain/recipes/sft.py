@@ -24,8 +24,9 @@ from posttrain.data.builders import (
 from posttrain.data.supervised import SupervisedDataset, SupervisedDatasetFromHFDataset, apply_fns
 from posttrain.errors import PosttrainError
 from posttrain.messages import to_messages
-from posttrain.recipes.common import open_run, setup, write_parity
+from posttrain.recipes.common import open_run, setup
 from posttrain.recipes.config import RecipeConfig, from_recipe
+from posttrain.runs.parity import render_conversation, write_parity
 from posttrain.training.sft import SFTLoop, SFTResult
 
 NAMED_DATASETS = ("no_robots", "tulu3", "default")
@@ -159,7 +160,8 @@ def run_sft(cfg: SFTConfig) -> SFTResult:
             run.write_json("data_report.json", report)
 
         def first_batch(datums: list[Any]) -> None:
-            write_parity(run, config, train, s.renderer, train_on, datums)
+            write_parity(run.path, config, train, s.renderer, render_conversation(s.renderer, train_on), datums,
+                         cfg.batch_size)
 
         result = SFTLoop(cfg.loop_config(), s.service, run, train, test, is_main=s.dist.is_main(),
                          on_first_batch=first_batch).run()
