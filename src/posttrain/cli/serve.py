@@ -11,7 +11,7 @@ def run(args: argparse.Namespace) -> int:
     from posttrain.server import serve
 
     serve(args.model, host=args.host, port=args.port, state_dir=args.state_dir, device=args.device,
-          compress_fwdbwd=not args.no_compress)
+          compress_fwdbwd=not args.no_compress, chunk_datums=args.max_chunk_datums)
     return 0
 
 
@@ -29,4 +29,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p.add_argument("--device", default=None, help="torch device (default: cuda when present, else cpu)")
     p.add_argument("--no-compress", action="store_true",
                    help="ask the SDK not to zstd-compress forward_backward bodies")
+    p.add_argument("--max-chunk-datums", type=int_at_least(1), default=1024,
+                   help="most datums per forward_backward request; the SDK splits larger calls into ordered "
+                        "chunks whose gradients accumulate (default: %(default)s)")
     p.set_defaults(func=run)

@@ -16,7 +16,8 @@ from posttrain.errors import PosttrainError
 
 
 def serve(models: list[str], host: str = "127.0.0.1", port: int = 8000, state_dir: str | Path = "serve_state",
-          device: str | None = None, compress_fwdbwd: bool = True, announce: bool = True) -> None:
+          device: str | None = None, compress_fwdbwd: bool = True, chunk_datums: int = 1024,
+          announce: bool = True) -> None:
     """Load ``models`` and serve them until interrupted (blocks)."""
     try:
         import uvicorn
@@ -28,7 +29,7 @@ def serve(models: list[str], host: str = "127.0.0.1", port: int = 8000, state_di
     folder = Path(state_dir).expanduser()
     folder.mkdir(parents=True, exist_ok=True)
     engine = Host(models, folder, device)
-    app = create_app(engine, compress_fwdbwd)
+    app = create_app(engine, compress_fwdbwd, chunk_datums)
     config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False)
     server = uvicorn.Server(config)
     if announce:

@@ -37,11 +37,13 @@ def json(result: Any) -> tuple[str, Any]:
     return "json", result
 
 
-def create_app(host: Host, compress_fwdbwd: bool = True) -> FastAPI:
+def create_app(host: Host, compress_fwdbwd: bool = True, chunk_datums: int = 1024) -> FastAPI:
+    """``compress_fwdbwd``: the SDK zstd-compresses forward_backward bodies; ``chunk_datums``: the most
+    datums the SDK puts in one forward_backward request (a call with more is sent in ordered chunks)."""
     app = FastAPI(title="posttrain serve", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.host = host
     _add_error_handlers(app)
-    add_service_routes(app, host, compress_fwdbwd)
+    add_service_routes(app, host, compress_fwdbwd, chunk_datums)
     _add_training_routes(app, host)
     _add_weights_routes(app, host)
     _add_sampling_routes(app, host)
@@ -170,7 +172,11 @@ def _add_weights_routes(app: FastAPI, host: Host) -> None:
         if req.model_id is None:
             raise ApiError(400, "load_weights: give model_id (with seq_id) or session_id (with model_seq_id)")
         model = host.model(req.model_id)
-        folder = str(host.paths.resolve(req.path))
+        try:
+            folder = str(host.state_for(model, req.path))
+        except PosttrainError:
+            model.sequencer.skip(req.seq_id) if req.seq_id is not None else None
+            raise
         load = model.client.load_state_with_optimizer if req.optimizer else model.client.load_state
         request_id = host.in_order(model, req.seq_id, "LoadWeights", lambda: load(folder),
                                    lambda _: json({"path": req.path, "model_id": model.model_id, "type": "load_weights"}))

@@ -181,6 +181,16 @@ class Host:
             raise ApiError(400, f"{path} is a {meta.get('kind')} checkpoint, not a training state (save_state)")
         return folder, meta
 
+    def state_for(self, model: Model, path: str) -> Path:
+        """The folder of ``path``, checked to fit ``model`` (base model and LoRA settings): a 400 now."""
+        folder, meta = self._state(path)
+        lora = model.client.lora.as_dict() if model.client.lora else None
+        try:
+            ckpt.check_compatible(path, meta, model.client.base.name, lora)
+        except PosttrainError as err:
+            raise ApiError(400, str(err)) from err
+        return folder
+
     def in_order(self, model: Model, seq_id: int | None, kind: str, submit: Callable[[], Any], encode: Encoder,
                  then: Callable[[Any], Any] | None = None) -> str:
         """Submit a model's request when its turn (``seq_id``) comes; a refusal answers at once (4xx)."""

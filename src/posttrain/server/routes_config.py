@@ -20,9 +20,10 @@ from posttrain.server.protocol import ApiError
 API = "/api/v1"
 
 
-def client_config(compress_fwdbwd: bool) -> dict[str, Any]:
+def client_config(compress_fwdbwd: bool, chunk_datums: int) -> dict[str, Any]:
     return {"pjwt_auth_enabled": False, "credential_default_source": "api_key", "use_pyqwest_transport": False,
             "parallel_fwdbwd_chunks": True, "proto_compress_fwdbwd": compress_fwdbwd,
+            "fwdbwd_max_chunk_len": chunk_datums,
             "sample_use_retrieve_futures": False, "custom_loss_server_side": False,
             "sample_join_sampling_session": False}
 
@@ -36,14 +37,14 @@ async def parse(request: Request, model: type[pydantic.BaseModel]) -> Any:
     return model.model_validate(body)
 
 
-def add_service_routes(app: FastAPI, host: Host, compress_fwdbwd: bool) -> None:
+def add_service_routes(app: FastAPI, host: Host, compress_fwdbwd: bool, chunk_datums: int) -> None:
     @app.get(f"{API}/healthz")
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
     @app.post(f"{API}/client/config")
     async def config() -> dict[str, Any]:
-        return client_config(compress_fwdbwd)
+        return client_config(compress_fwdbwd, chunk_datums)
 
     @app.post(f"{API}/client/dynamic_config")
     async def dynamic_config() -> dict[str, Any]:
