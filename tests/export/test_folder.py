@@ -63,6 +63,8 @@ def test_adapter_names_its_base_and_ships_the_tokenizer(exported):
     assert config["base_model_name_or_path"] == resolve_model(TINY)[0]
     assert {"tokenizer.json", "chat_template.jinja", "adapter_model.safetensors"} <= {
         p.name for p in exported["adapter"].iterdir()}
+    for kind in ("merged", "adapter"):  # nothing that only makes sense on this machine
+        assert "local_files_only" not in json.loads((exported[kind] / "tokenizer_config.json").read_text())
 
 
 def test_the_offline_smollm2_is_named_by_its_hub_id():
