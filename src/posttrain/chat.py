@@ -13,7 +13,7 @@ was trained. Formats with a reasoning section stream it apart from the answer.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -91,17 +91,38 @@ class ChatSession:
 
     def _generate(self, on_text: OnText) -> Message:
         prompt = self.renderer.build_generation_prompt(self.messages)
-        shown = Streamed()
-        tokens: list[int] = []
-        for token in stream_tokens(self.sampler, prompt, self.renderer.get_stop_sequences(), self.temperature,
-                                   self.top_p, self.max_tokens, self.seed):
-            tokens.append(token)
-            shown.advance(self.renderer.parse_response(tokens)[0], on_text)
-        message = self.renderer.parse_response(tokens)[0]
-        if not shown.advance(message, on_text):  # the parse reshaped the reply: show the final one whole
-            on_text("content", "\n")
-            Streamed().advance(message, on_text)
+        tokens = stream_tokens(self.sampler, prompt, self.renderer.get_stop_sequences(), self.temperature,
+                               self.top_p, self.max_tokens, self.seed)
+        return show_reply(self.renderer, prompt, tokens, on_text)
+
+
+def show_reply(renderer: Any, prompt: Sequence[int], tokens: Iterable[int], on_text: OnText) -> Message:
+    """Show the reply as its tokens arrive (parsed so far, reasoning apart); the final parse."""
+    shown = Streamed()
+    so_far: list[int] = []
+    for token in tokens:
+        so_far.append(token)
+        shown.advance(provisional_parse(renderer, prompt, so_far), on_text)
+    message = renderer.parse_response(so_far)[0]
+    if not shown.advance(message, on_text):  # the parse reshaped the reply: show the final one whole
+        on_text("content", "\n")
+        Streamed().advance(message, on_text)
+    return message
+
+
+def provisional_parse(renderer: Any, prompt: Sequence[int], tokens: list[int]) -> Message:
+    """``parse_response`` of a reply still being generated. While a reasoning block is open (``<think>``
+    opened in the reply or at the end of the prompt, not yet closed), parse as if it closed now, so
+    the reasoning streams as reasoning instead of as answer text that later turns into reasoning."""
+    message: Message = renderer.parse_response(tokens)[0]
+    if "</think>" not in getattr(renderer, "control_tokens", ()) or "<think>" not in renderer.control_tokens:
         return message
+    think, end = renderer.special_id("<think>"), renderer.special_id("</think>")
+    opened = tokens[0] == think or (bool(prompt) and prompt[-1] == think)
+    if end in tokens or not opened:
+        return message
+    closed: Message = renderer.parse_response([*tokens, end])[0]
+    return closed if closed.thinking is not None else message
 
 
 def stream_tokens(sampler: Any, prompt: Sequence[int], stop: Sequence[int] | Sequence[str], temperature: float,

@@ -112,10 +112,11 @@ def _from_run(spec: str, run: Path, renderer: str | None) -> Trained:
 
 
 def _checkpoint_folder(run: Path, recorded: Any) -> Path | None:
-    """A recorded checkpoint path, or the same name under this run's checkpoints/ (a moved run folder)."""
+    """The recorded checkpoint's name under this run's checkpoints/ (the path recorded may be another
+    copy's, for a moved or copied run folder), else the recorded path itself."""
     if not isinstance(recorded, str):
         return None
-    for folder in (Path(recorded), run / "checkpoints" / Path(recorded).name):
+    for folder in (run / "checkpoints" / Path(recorded).name, Path(recorded)):
         if (folder / CHECKPOINT_META).is_file():
             return folder
     return None
@@ -137,7 +138,8 @@ def run_facts(run: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
 
 def sampler_folder(trained: Trained, scratch: Path | None = None) -> Path | None:
     """A sampler checkpoint folder for ``trained``: its own, or for a training-state checkpoint one
-    written by the engine under ``scratch`` (a temporary folder by default). None for a base model."""
+    written by the engine under ``scratch`` (a new temporary folder by default, left for the caller).
+    None for a base model."""
     if trained.checkpoint is None or trained.kind == "sampler":
         return trained.checkpoint
     from posttrain.engine import ServiceClient
@@ -153,7 +155,10 @@ def sampler_folder(trained: Trained, scratch: Path | None = None) -> Path | None
 
 def load_sampler(trained: Trained, device: str | None = None, scratch: Path | None = None) -> Any:
     """A :class:`posttrain.engine.SamplingClient` over ``trained``'s weights (``scratch``: see
-    :func:`sampler_folder`)."""
+    :func:`sampler_folder`; by default a training state's sampler folder is removed once loaded)."""
+    if trained.kind == "state" and scratch is None:
+        with tempfile.TemporaryDirectory(prefix="posttrain-sampler-") as tmp:
+            return load_sampler(trained, device, Path(tmp))  # the weights are in memory once loaded
     import torch
 
     from posttrain.engine import SamplingClient

@@ -110,3 +110,22 @@ def test_the_chat_command_in_a_terminal(run_folder, model):
     finally:
         code = term.close()
     assert code == 0
+
+
+def test_reasoning_streams_apart_from_the_answer():
+    from posttrain import get_renderer, get_tokenizer
+    from posttrain.chat import show_reply
+
+    renderer = get_renderer("qwen3", get_tokenizer("posttrain:qwen3"))
+    prompt = renderer.build_generation_prompt([{"role": "user", "content": "2+2?"}])
+    tokens = renderer.build_supervised_example(
+        [{"role": "user", "content": "2+2?"},
+         {"role": "assistant", "content": [{"type": "thinking", "thinking": "Two and two make four."},
+                                           {"type": "text", "text": "It is 4."}]}]).tokens[len(prompt):]
+    shown: list[tuple[str, str]] = []
+    message = show_reply(renderer, prompt, iter(tokens), lambda kind, text: shown.append((kind, text)))
+    assert (message.thinking, message.text) == ("Two and two make four.", "It is 4.")
+    kinds = [k for k, _ in shown]
+    assert kinds == sorted(kinds, reverse=True) and len(shown) > 4  # all reasoning first, token by token
+    assert "".join(t for k, t in shown if k == "thinking") == "Two and two make four."
+    assert "".join(t for k, t in shown if k == "content") == "It is 4."
