@@ -97,3 +97,34 @@ def test_bad_sources_are_one_line_errors(tmp_path):
         resolve(str(tmp_path / "junk"))
     with pytest.raises(PosttrainError, match="base model, not a trained checkpoint"):
         export(resolve(TINY), tmp_path / "x", adapter=True)
+
+
+LLAMA3_CHECK = """
+import json, sys
+from transformers import AutoModelForCausalLM, AutoTokenizer
+folder, conversations = sys.argv[1], json.loads(sys.argv[2])
+tok = AutoTokenizer.from_pretrained(folder)
+AutoModelForCausalLM.from_pretrained(folder)
+config = json.load(open(folder + "/tokenizer_config.json"))
+print(json.dumps({"full": [list(tok.apply_chat_template(c, tokenize=True, return_dict=False)) for c in conversations],
+                  "prompt": [list(tok.apply_chat_template(c[:-1], tokenize=True, add_generation_prompt=True,
+                                                          return_dict=False)) for c in conversations],
+                  "in_config": config.get("chat_template") == tok.chat_template}))
+"""
+
+
+def test_a_llama3_export_carries_our_llama3_template(tmp_path):
+    trained = resolve("posttrain:tiny-llama3")
+    export(trained, tmp_path / "llama")
+    proc = subprocess.run([sys.executable, "-c", LLAMA3_CHECK, str(tmp_path / "llama"), json.dumps(CONVERSATIONS)],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    got = json.loads(proc.stdout.strip().splitlines()[-1])
+    from posttrain import get_renderer, get_tokenizer
+
+    renderer = get_renderer("llama3", get_tokenizer("posttrain:llama3"))
+    assert got["full"] == [renderer.build_supervised_example(c, "all_assistant_messages").tokens for c in CONVERSATIONS]
+    assert got["prompt"] == [renderer.build_generation_prompt(c[:-1]) for c in CONVERSATIONS]
+    assert got["in_config"]
+    generation = json.loads((tmp_path / "llama" / "generation_config.json").read_text())
+    assert generation["eos_token_id"] == renderer.get_stop_sequences()  # <|eot_id|>, <|eom_id|>

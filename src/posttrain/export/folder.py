@@ -164,20 +164,24 @@ def _save_tokenizer(trained: Trained, base: Any, out: Path) -> bool:
     if stops:  # the end-of-turn token as eos: pipeline's default stop
         hf.eos_token = base.tokenizer.id_to_token(stops[0]) or hf.eos_token
     hf.save_pretrained(str(out))
-    _drop_local_settings(out / "tokenizer_config.json")
+    _finish_tokenizer_config(out / "tokenizer_config.json", template.text)
     return template.verified
 
 
-def _drop_local_settings(path: Path) -> None:
-    """Loading from our cache leaves ``local_files_only``/``is_local`` in the saved config; a folder
-    published on the hub must not carry them."""
+def _finish_tokenizer_config(path: Path, template: str | None) -> None:
+    """Drop what loading from our cache left (``local_files_only``, ``is_local``: meaningless on the
+    hub) and put the chat template in the config too: servers built on older ``transformers`` (TGI,
+    vLLM) read it there rather than from ``chat_template.jinja``."""
     if not path.is_file():
         return
     config = json.loads(path.read_text(encoding="utf-8"))
-    if isinstance(config, dict) and {"local_files_only", "is_local"} & set(config):
-        for key in ("local_files_only", "is_local"):
-            config.pop(key, None)
-        path.write_text(json.dumps(config, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    if not isinstance(config, dict):
+        return
+    for key in ("local_files_only", "is_local"):
+        config.pop(key, None)
+    if template is not None:
+        config["chat_template"] = template
+    path.write_text(json.dumps(config, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
 def _write_meta(out: Path, trained: Trained, kind: str, dtype: str, base_id: str | None, verified: bool) -> None:
