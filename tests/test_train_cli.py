@@ -10,7 +10,7 @@ import pytest
 from posttrain.cli import main
 from posttrain.default_data import default_dataset_path
 from posttrain.errors import PosttrainError
-from posttrain.training.schedule import lr_multiplier
+from posttrain.runs.schedule import lr_multiplier
 
 
 @pytest.mark.parametrize(("schedule", "formula"), [

@@ -10,10 +10,23 @@ from __future__ import annotations
 import json
 from importlib.resources import files
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 DEFAULT_DATASET = "default_conversations.jsonl"
 DEFAULT_PREFERENCES = "default_preferences.jsonl"
+#: The dataset name every recipe defaults to: the shipped data of the kind the recipe reads.
+DEFAULT = "posttrain:default"
+_SHIPPED = {"posttrain:default_conversations": DEFAULT_DATASET, "posttrain:default_preferences": DEFAULT_PREFERENCES}
+
+
+def shipped_path(spec: str, kind: Literal["conversations", "preferences"] = "conversations") -> str:
+    """``posttrain:default`` (``default`` too) → the path of the shipped file of that kind;
+    ``posttrain:default_conversations`` / ``posttrain:default_preferences`` → that file; any other spec
+    as it is. Every loader resolves names here, so no recipe special-cases the default."""
+    if spec in (DEFAULT, "default"):
+        spec = f"posttrain:default_{kind}"
+    name = _SHIPPED.get(spec)
+    return str(files("posttrain") / "resources" / name) if name else spec
 
 
 def default_dataset_path() -> Path:

@@ -160,12 +160,7 @@ def _check_rows(ds: datasets.Dataset, renderer: Renderer, cfg: PrepareConfig, so
 
 
 def _load(cfg: PrepareConfig) -> tuple[datasets.Dataset, str, SkipReport]:
-    if cfg.input is None:
-        from posttrain.default_data import default_dataset_path
-
-        spec = str(default_dataset_path())
-    else:
-        spec = cfg.input
+    spec = cfg.input or DEFAULT_INPUT
     ds, report = load_conversations_with_report(spec, split=cfg.split, subset=cfg.subset, revision=cfg.revision,
                                                 skip_invalid=cfg.skip_invalid, line_column=LINE)
     source = source_label(spec, cfg.split)  # as load errors name it, so all errors agree

@@ -197,8 +197,11 @@ def get_tokenizer(name_or_path: str) -> Tokenizer:
     from transformers import AutoTokenizer
 
     hub_id = _resolve_hub_id(name_or_path)
+    # huggingface_hub reads HF_HUB_OFFLINE once, at import: ask again here, so a process that went offline
+    # after importing it reads the cache instead of retrying the network for half a minute
+    offline = os.environ.get("HF_HUB_OFFLINE", "").upper() in ("1", "ON", "YES", "TRUE")
     try:
-        hf = AutoTokenizer.from_pretrained(hub_id)
+        hf = AutoTokenizer.from_pretrained(hub_id, local_files_only=offline)
     except (OSError, ValueError) as err:
         hint = ""
         if hub_id == LLAMA3_UNGATED_MIRROR:

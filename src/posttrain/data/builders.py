@@ -26,6 +26,7 @@ import datasets
 
 from posttrain.data.sources import LINE, SkipReport, load_conversations_with_report, with_source_index
 from posttrain.data.supervised import SupervisedDataset, SupervisedDatasetFromHFDataset, conversation_to_datum
+from posttrain.default_data import shipped_path
 from posttrain.errors import InputError, PosttrainError
 from posttrain.renderers import Renderer, default_tokenizer_for, get_renderer
 from posttrain.tokenizer import get_tokenizer
@@ -72,6 +73,9 @@ class FromConversationFileBuilder:
     shuffle_seed: int | None = 0
     skip_invalid: bool = False  # malformed rows are left out and listed in ``skipped`` instead of raising
     skipped: SkipReport = field(default_factory=SkipReport)
+
+    def __post_init__(self) -> None:
+        self.file_path = shipped_path(self.file_path)  # errors name the file itself
 
     def __call__(self) -> Split:
         ds, self.skipped = load_conversations_with_report(self.file_path, line_column=LINE,

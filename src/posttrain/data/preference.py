@@ -25,6 +25,7 @@ from posttrain.data.readers import jsonl_rows, source_name
 from posttrain.data.sources import with_source_index
 from posttrain.data.supervised import SupervisedDatasetFromHFDataset
 from posttrain.datum import datum_from_tokens_weights
+from posttrain.default_data import shipped_path
 from posttrain.errors import InputError, MessageError, PosttrainError
 from posttrain.messages import Message, MessageLike, to_messages
 from posttrain.renderers.base import Renderer
@@ -184,7 +185,8 @@ def _checked_messages(value: Any, fld: str) -> list[Message]:
 def read_comparison_rows(path: str) -> Iterator[tuple[int, LabeledComparison | InputError]]:
     """``(line, comparison or its error)`` for every row of a comparisons file: a bad row (malformed
     JSON, a missing field, a label that is not A/B/Tie) is reported where it stands and never stops
-    the rows after it. Layouts: see :func:`read_comparisons_jsonl`."""
+    the rows after it. Layouts: see :func:`read_comparisons_jsonl`. ``posttrain:default``: the shipped pairs."""
+    path = shipped_path(path, "preferences")
     source = source_name(path)
     malformed: list[InputError] = []
     for line, row in jsonl_rows(path, on_error=malformed.append):

@@ -51,6 +51,7 @@ from posttrain.data.readers import (
     source_name,
     suffix,
 )
+from posttrain.default_data import shipped_path
 from posttrain.errors import InputError, PosttrainError
 from posttrain.jsonl import parse_conversation_row
 from posttrain.messages import Message
@@ -211,6 +212,7 @@ def _dataset_path(spec: str) -> str | None:
 def source_label(spec: str, split: str = "train") -> str:
     """How errors name the source ``spec``: ``<stdin>``, ``ORG/NAME[split]`` (rows numbered within the
     split), or the path itself."""
+    spec = shipped_path(spec)
     path = _dataset_path(spec)
     return f"{path}[{split}]" if path is not None else source_name(spec)
 
@@ -218,6 +220,7 @@ def source_label(spec: str, split: str = "train") -> str:
 def _rows(spec: str, split: str, subset: str | None, revision: str | None,
           report: SkipReport | None) -> tuple[Iterator[tuple[int, Any]], str]:
     """Numbered raw rows of any source, and the name errors give it."""
+    spec = shipped_path(spec)
     path = _dataset_path(spec)
     if path is not None:
         where = f"{path}[{split}]"  # rows are numbered from 1 within the split

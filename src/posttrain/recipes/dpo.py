@@ -26,12 +26,14 @@ from posttrain.data.preference import (
     ultrafeedback_builder,
 )
 from posttrain.data.supervised import SupervisedDataset
+from posttrain.default_data import DEFAULT
 from posttrain.errors import PosttrainError
 from posttrain.recipes.common import open_run, setup
 from posttrain.recipes.config import RecipeConfig, from_recipe
 from posttrain.recipes.pairs import PairScreen, Row, chosen_example, screen_pairs
 from posttrain.runs.loop import LoopResult
 from posttrain.runs.parity import write_parity
+from posttrain.settings import at_least, non_empty, positive_finite, setting
 from posttrain.training.dpo import DPOLoop
 
 HUB_SETS = {"hh_rlhf": hhh_builder, "ultrafeedback": ultrafeedback_builder,
@@ -42,19 +44,16 @@ HUB_SETS = {"hh_rlhf": hhh_builder, "ultrafeedback": ultrafeedback_builder,
 class DPOConfig(RecipeConfig):
     """Every knob of ``posttrain train dpo``; ``batch_size`` counts pairs."""
 
-    log_path: str = "runs/dpo"
-    beta: float = 0.1
+    dataset: str = setting(DEFAULT, "comparisons JSONL, or hh_rlhf, ultrafeedback, ultrafeedback_binarized, arena, "
+                           "posttrain:default (the shipped pairs)", flag="--dataset", check=non_empty)
+    batch_size: int = setting(8, "pairs per step", flag="--batch-size", kind=int, check=at_least(1))
+    beta: float = setting(0.1, "DPO beta (default 0.1)", flag="--beta", kind=float, check=positive_finite)
     recipe: str = "dpo"
-
-    def check(self) -> None:
-        super().check()
-        if self.beta <= 0:
-            raise PosttrainError(f"beta must be positive, got {self.beta}")
 
 
 RECIPES: dict[str, dict[str, Any]] = {
     # The embedded default: the shipped pairs, SmolLM2-135M-Instruct with LoRA, a short CPU run.
-    "default": dict(dataset="default", max_length=192, batch_size=8, test_size=40, max_steps=20, eval_every=5,
+    "default": dict(dataset=DEFAULT, max_length=192, batch_size=8, test_size=40, max_steps=20, eval_every=5,
                     save_every=10, learning_rate=5e-4, lora_rank=16, beta=0.1, log_path="runs/dpo"),
     # tinker-cookbook's DPO defaults (dpo_beta 0.1, lr 1e-5, linear) on hh-rlhf.
     "dpo_basic": dict(dataset="hh_rlhf", max_length=8192, batch_size=256, learning_rate=1e-5, lr_schedule="linear",
@@ -74,10 +73,6 @@ def _rows(cfg: DPOConfig) -> tuple[list[Row], list[Row]]:
         return ([(f"{cfg.dataset}[train] row {i}", r) for i, r in enumerate(train, 1)],
                 [(f"{cfg.dataset}[test] row {i}", r) for i, r in enumerate(test, 1)])
     path = cfg.dataset
-    if path == "default":
-        from posttrain.default_data import default_preferences_path
-
-        path = str(default_preferences_path())
     # an unreadable row is recorded with its reason, and every row after it is still read
     rows: list[Row] = [(f"{path}:{line}", row) for line, row in read_comparison_rows(path)]
     order = datasets.Dataset.from_dict({"i": list(range(len(rows)))}).shuffle(seed=0)["i"]

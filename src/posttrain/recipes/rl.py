@@ -16,6 +16,7 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from posttrain.data.sources import load_conversations
+from posttrain.default_data import DEFAULT
 from posttrain.errors import PosttrainError
 from posttrain.recipes.common import open_run, setup
 from posttrain.recipes.config import RecipeConfig, from_recipe
@@ -24,6 +25,7 @@ from posttrain.rl.envs.arithmetic import ArithmeticDataset
 from posttrain.rl.envs.prompts import PromptDataset
 from posttrain.rl.envs.token_target import TokenTargetDataset
 from posttrain.runs.loop import LoopResult
+from posttrain.settings import at_least, non_empty, setting
 from posttrain.training.rl import DistillLoop, RLLoop, RLLoopConfig
 
 ENVS = ("arithmetic", "token_target")
@@ -34,13 +36,15 @@ TOKEN_TARGET_PROMPT = (1, 2, 3, 4, 5)
 class RLConfig(RecipeConfig, RLLoopConfig):
     """``batch_size`` is groups per batch (``--groups-per-batch``); ``max_steps`` the number of batches."""
 
-    log_path: str = "runs/rl"
-    env: str = "arithmetic"
-    group_size: int = 4
-    max_steps: int | None = 20
-    max_tokens: int = 16
-    eval_groups: int = 16
-    teacher_model: str | None = None  # distillation only
+    env: str = setting("arithmetic", "environment", flag="--env", choices=ENVS)
+    batch_size: int = setting(8, "prompts per batch", flag="--groups-per-batch", kind=int, check=at_least(1))
+    group_size: int = setting(4, "samples per prompt (advantages are centred per group)", flag="--group-size",
+                              kind=int, check=at_least(1))
+    eval_groups: int = setting(16, "held-out prompts evaluated", kind=int, check=at_least(1))
+    teacher_model: str | None = setting(None, "teacher model (same tokenizer; distillation only)", flag="--teacher",
+                                        check=non_empty)
+    dataset: str = setting(DEFAULT, "conversations whose prompts to use (distillation; default: the shipped)",
+                           flag="--dataset", check=non_empty)
     recipe: str = "rl"
 
     def loop(self) -> RLLoopConfig:
@@ -48,13 +52,8 @@ class RLConfig(RecipeConfig, RLLoopConfig):
 
     def check(self) -> None:
         super().check()
-        for name in ("group_size", "max_tokens", "num_substeps"):
-            if getattr(self, name) < 1:
-                raise PosttrainError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.max_steps is None:
             raise PosttrainError("RL needs max_steps (the number of batches)")
-        if self.loss_fn not in ("importance_sampling", "ppo"):
-            raise PosttrainError(f"loss_fn must be importance_sampling or ppo, got {self.loss_fn!r}")
         if self.backend == "tinker" and self.env == "token_target":
             raise PosttrainError("the token_target env reads the model's logits: local backend only")
 
@@ -66,7 +65,7 @@ RECIPES: dict[str, dict[str, Any]] = {
                          max_steps=20, max_tokens=1, top_k=8, learning_rate=5e-3, eval_every=0, save_every=10,
                          lora_rank=4, log_path="runs/rl_token_target"),
     "distill": dict(model_name="posttrain:tiny-smollm2", teacher_model="posttrain:smollm2-135m-instruct",
-                    dataset="default", batch_size=4, group_size=2, max_steps=10, max_tokens=16, learning_rate=1e-3,
+                    dataset=DEFAULT, batch_size=4, group_size=2, max_steps=10, max_tokens=16, learning_rate=1e-3,
                     kl_penalty_coef=1.0, eval_every=0, save_every=5, lora_rank=8, log_path="runs/distill"),
 }
 
@@ -122,10 +121,7 @@ def run_distill(cfg: RLConfig) -> LoopResult:
                             loss_fn="importance_sampling")
 
     def data() -> PromptDataset:
-        from posttrain.default_data import default_dataset_path
-
-        path = str(default_dataset_path()) if cfg.dataset == "default" else cfg.dataset
-        rows = load_conversations(path)["messages"]
+        rows = load_conversations(cfg.dataset)["messages"]
         return PromptDataset(rows, s.renderer, cfg.batch_size, cfg.group_size, int(cfg.max_steps or 0), cfg.seed)
 
     run, prompts = open_run(cfg, config, s, data)

@@ -22,14 +22,17 @@ from posttrain.data.builders import (
     Tulu3Builder,
 )
 from posttrain.data.supervised import SupervisedDataset, SupervisedDatasetFromHFDataset, apply_fns
+from posttrain.default_data import DEFAULT
 from posttrain.errors import PosttrainError
 from posttrain.messages import to_messages
 from posttrain.recipes.common import open_run, setup
 from posttrain.recipes.config import RecipeConfig, from_recipe
 from posttrain.runs.parity import render_conversation, write_parity
+from posttrain.settings import at_least, non_empty, setting
+from posttrain.train_on_what import TrainOnWhat
 from posttrain.training.sft import SFTLoop, SFTResult
 
-NAMED_DATASETS = ("no_robots", "tulu3", "default")
+NAMED_DATASETS = ("no_robots", "tulu3", DEFAULT)
 
 
 @dataclass
@@ -37,14 +40,19 @@ class SFTConfig(RecipeConfig):
     """Every knob of ``posttrain train sft``. ``dataset``: a conversations file, hub:ORG/NAME, or
     no_robots | tulu3 | default (the shipped conversations)."""
 
-    log_path: str = "runs/sft"
-    train_on_what: str | None = None  # default: the dataset builder's
-    skip_invalid: bool = False  # leave out (and report) rows that cannot be read or rendered
+    dataset: str = setting(DEFAULT, "conversations file (JSONL/JSON/Parquet/CSV), hub:ORG/NAME, or no_robots, tulu3, "
+                           "posttrain:default (the shipped conversations)", flag="--dataset", check=non_empty)
+    batch_size: int = setting(8, "conversations per step", flag="--batch-size", kind=int, check=at_least(1))
+    train_on_what: str | None = setting(None, "which tokens carry loss (default: the dataset's)", flag="--train-on",
+                                        choices=tuple(m.value for m in TrainOnWhat))
+    skip_invalid: bool = setting(False, "leave out rows that cannot be read or rendered (listed in "
+                                 "RUN/data_report.json) instead of stopping at the first", flag="--skip-invalid",
+                                 action="store_true")
     recipe: str = "sft"
 
 
 RECIPES: dict[str, dict[str, Any]] = {
-    "default": dict(dataset="default", model_name="posttrain:smollm2-135m-instruct", max_length=256, batch_size=8,
+    "default": dict(dataset=DEFAULT, model_name="posttrain:smollm2-135m-instruct", max_length=256, batch_size=8,
                     test_size=32, max_steps=16, eval_every=4, save_every=8, learning_rate=1e-3, lora_rank=32,
                     log_path="runs/default"),
     "sl_basic": dict(dataset="no_robots", max_length=32768, batch_size=128, learning_rate=2e-4, lr_schedule="linear",
@@ -62,12 +70,7 @@ def dataset_builder(cfg: SFTConfig, chat: ChatDatasetConfig) -> Any:
         return NoRobotsBuilder(chat, path=cfg.dataset_path or NoRobotsBuilder.path)
     if cfg.dataset == "tulu3":
         return Tulu3Builder(chat, path=cfg.dataset_path or Tulu3Builder.path)
-    path = cfg.dataset
-    if path == "default":
-        from posttrain.default_data import default_dataset_path
-
-        path = str(default_dataset_path())
-    return FromConversationFileBuilder(path, chat, test_size=cfg.test_size, skip_invalid=cfg.skip_invalid)
+    return FromConversationFileBuilder(cfg.dataset, chat, test_size=cfg.test_size, skip_invalid=cfg.skip_invalid)
 
 
 def build_datasets(cfg: SFTConfig, chat: ChatDatasetConfig) -> tuple[SupervisedDataset, SupervisedDataset | None,

@@ -37,7 +37,8 @@ DATA_REPORT = "data_report.json"
 # Settings that may change on resume without changing what the run computes.
 # log_path: the folder being opened is the run's, however its path is spelled (relative, absolute).
 # base_url: a restarted server may listen elsewhere; the checkpoints it serves are the same.
-RESUMABLE_CHANGES = frozenset({"resume", "show_progress", "log_path", "base_url"})
+# log_with: a tracker may be added on resume (it first gets the steps already logged).
+RESUMABLE_CHANGES = frozenset({"resume", "show_progress", "log_path", "base_url", "log_with"})
 
 
 __all__ = ["CHECKPOINTS", "CONFIG", "RunFolder", "RunFolderError", "RunLock"]

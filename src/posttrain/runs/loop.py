@@ -30,31 +30,50 @@ from posttrain.progress import step_progress
 from posttrain.runs.checkpoints import CHECKPOINTS, FINAL, CheckpointRecord, step_name
 from posttrain.runs.folder import RunFolder, RunFolderError
 from posttrain.runs.log import MetricsLog, read_metrics
-from posttrain.training.plot import plot_curves
-from posttrain.training.schedule import lr_multiplier
+from posttrain.runs.plot import plot_curves
+from posttrain.runs.schedule import SCHEDULES, lr_multiplier
+from posttrain.runs.tracking import Tracking, open_trackers, parse_trackers, replay
+from posttrain.settings import at_least, non_empty, positive_finite, setting
 from posttrain.types import AdamParams
 from posttrain.types.clients import ServiceClientProtocol, TrainingClientProtocol
 
 
+def _trackers(text: str) -> tuple[str, ...]:
+    return tuple(parse_trackers(text))
+
+
 @dataclass
 class LoopConfig:
-    model_name: str = "posttrain:smollm2-135m-instruct"
-    lora_rank: int = 32  # 0: full fine-tune (local engine only)
-    learning_rate: float = 2e-4
-    lr_schedule: str = "linear"
-    warmup_steps: int = 0
-    num_epochs: int = 1
-    max_steps: int | None = None
-    eval_every: int = 8  # 0: never
-    save_every: int = 20  # 0: only the final checkpoint
-    seed: int = 0
-    adam_beta1: float = 0.9
-    adam_beta2: float = 0.95
-    adam_eps: float = 1e-8
-    weight_decay: float = 0.0
-    grad_clip_norm: float = 0.0
-    show_progress: bool = False
-    load_checkpoint_path: str | None = None  # start from these weights (fresh optimizer), as tinker-cookbook
+    """The run cycle's settings (names follow tinker-cookbook's ``train.Config``)."""
+
+    model_name: str = setting("posttrain:smollm2-135m-instruct", "HF hub id, local model folder, or "
+                              "posttrain:smollm2-135m-instruct / posttrain:tiny-llama3 / posttrain:tiny-smollm2",
+                              flag="--model", check=non_empty)
+    lora_rank: int = setting(32, "LoRA rank; 0 = full fine-tune (local only)", flag="--lora-rank", kind=int,
+                             check=at_least(0))
+    learning_rate: float = setting(2e-4, "peak learning rate", flag="--lr", kind=float, check=positive_finite)
+    lr_schedule: str = setting("linear", "learning-rate schedule", flag="--lr-schedule", choices=SCHEDULES)
+    warmup_steps: int = setting(0, "linear warmup steps", flag="--warmup-steps", kind=int, check=at_least(0))
+    num_epochs: int = setting(1, "passes over the data", flag="--epochs", kind=int, check=at_least(1))
+    max_steps: int | None = setting(None, "stop after this many steps", flag="--max-steps", kind=int,
+                                    check=at_least(1))
+    eval_every: int = setting(8, "evaluate every N steps (0: never)", flag="--eval-every", kind=int,
+                              check=at_least(0))
+    save_every: int = setting(20, "checkpoint every N steps (0: final only)", flag="--save-every", kind=int,
+                              check=at_least(0))
+    seed: int = setting(0, "LoRA initialisation seed", flag="--seed", kind=int, check=at_least(0))
+    adam_beta1: float = setting(0.9, "Adam beta1")
+    adam_beta2: float = setting(0.95, "Adam beta2")
+    adam_eps: float = setting(1e-8, "Adam epsilon")
+    weight_decay: float = setting(0.0, "decoupled weight decay (AdamW)", check=at_least(0))
+    grad_clip_norm: float = setting(0.0, "clip the global gradient norm", flag="--grad-clip-norm", kind=float,
+                                    check=at_least(0))
+    show_progress: bool = setting(False, "no progress bar or summary", flag="--quiet", action="store_false")
+    load_checkpoint_path: str | None = setting(None, "start from a training-state checkpoint's weights (fresh "
+                                               "optimizer, as tinker-cookbook), e.g. after SFT",
+                                               flag="--load-checkpoint", check=non_empty)
+    log_with: tuple[str, ...] = setting((), "mirror metrics.jsonl to trackers: tensorboard, wandb, trackio "
+                                        "(comma-separated)", flag="--log-with", kind=_trackers, metavar="NAMES")
 
 
 def adam_params(cfg: LoopConfig, lr: float) -> AdamParams:
@@ -183,15 +202,13 @@ class Loop(ABC):
         self.prepare(client, resumed=resume is not None)
         steps_done = resume.step if resume else 0
         log = MetricsLog(self.run_folder.metrics_path, keep_before_step=steps_done) if self.is_main else None
-        pending: deque[InFlight] = deque()
-        with step_progress(self.cfg.show_progress and self.is_main, self.title, self.total_steps, steps_done) as bar:
-            for at in self._positions(resume):
-                pending.append(self._submit(client, at))
-                while len(pending) > self.in_flight - 1:
-                    self._finish(pending.popleft(), log, bar)
-            while pending:
-                self._finish(pending.popleft(), log, bar)
-        final = self._save_final(client)
+        with self._tracking(resumed=steps_done > 0) as tracking:
+            with step_progress(self.cfg.show_progress and self.is_main, self.title, self.total_steps,
+                               steps_done) as bar:
+                self._steps(client, resume, log, tracking, bar)
+            final = self._save_final(client)
+            if final.eval:
+                tracking.log(final.eval, final.step)
         if log is not None:
             log.close()
         result = self._result(start, final)
@@ -199,6 +216,25 @@ class Loop(ABC):
         if busy is not None:
             result.extra["engine_seconds"] = busy
         return result
+
+    def _tracking(self, resumed: bool) -> Tracking:
+        """The trackers mirroring the metrics log (main rank only); a tracker new to a resumed run first
+        gets the steps already logged."""
+        names = list(self.cfg.log_with) if self.is_main else []
+        tracking = open_trackers(names, self.run_folder.path, self.run_folder.config,
+                                 run_name=self.run_folder.path.name, resume=resumed)
+        replay(self.run_folder.metrics_path, tracking)
+        return tracking
+
+    def _steps(self, client: TrainingClientProtocol, resume: CheckpointRecord | None, log: MetricsLog | None,
+               tracking: Tracking, bar: Callable[[int, str], None]) -> None:
+        pending: deque[InFlight] = deque()
+        for at in self._positions(resume):
+            pending.append(self._submit(client, at))
+            while len(pending) > self.in_flight - 1:
+                self._finish(pending.popleft(), log, tracking, bar)
+        while pending:
+            self._finish(pending.popleft(), log, tracking, bar)
 
     def _positions(self, resume: CheckpointRecord | None) -> Any:
         first_epoch, first_batch = (resume.epoch, resume.batch) if resume else (0, 0)
@@ -225,9 +261,9 @@ class Loop(ABC):
             save = client.save_state(step_name(done), overwrite=True)
         return InFlight(at, finish, save, metrics, started)
 
-    def _finish(self, s: InFlight, log: MetricsLog | None, bar: Any) -> None:
+    def _finish(self, s: InFlight, log: MetricsLog | None, tracking: Tracking, bar: Callable[[int, str], None]) -> None:
         try:
-            self._finish_step(s, log, bar)
+            self._finish_step(s, log, tracking, bar)
         except NonFiniteError as err:  # nothing of this step is recorded; say what is kept
             last = self.run_folder.checkpoints.last()
             kept = f"the last good checkpoint is {last.name} (step {last.step})" if last else \
@@ -235,7 +271,8 @@ class Loop(ABC):
             where = "" if str(err).startswith("step ") else f"step {s.at.step}: "
             raise NonFiniteError(f"{where}{err}; {kept}") from err
 
-    def _finish_step(self, s: InFlight, log: MetricsLog | None, bar: Any) -> None:
+    def _finish_step(self, s: InFlight, log: MetricsLog | None, tracking: Tracking,
+                     bar: Callable[[int, str], None]) -> None:
         m = s.metrics
         m["progress"] = min((s.at.step + 1) / self.total_steps, 1.0)
         m.update(s.finish())
@@ -245,6 +282,7 @@ class Loop(ABC):
             m["time/tokens_per_second"] = m["num_tokens"] / elapsed if elapsed > 0 else 0.0
         if log is not None:
             log.write(m)
+            tracking.log(m, s.at.step)
         if s.save is not None:  # recorded after the step's metrics line, so a resume truncates nothing it needs
             self._record(s.at, s.save.result().path)
         shown = [f"{label} {m[key]:.3f}" for key, label in self.plot_series if isinstance(m.get(key), float)]

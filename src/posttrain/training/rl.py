@@ -26,7 +26,6 @@ from typing import Any
 
 import numpy as np
 
-from posttrain.errors import PosttrainError
 from posttrain.rl import (
     RLDataset,
     TrajectoryGroup,
@@ -39,6 +38,7 @@ from posttrain.rl import (
 )
 from posttrain.runs.folder import RunFolder
 from posttrain.runs.loop import Loop, LoopConfig, Position, adam_params
+from posttrain.settings import at_least, check_settings, setting
 from posttrain.training.reference import Reference, sequence_logprobs
 from posttrain.types import Datum, SamplingParams
 from posttrain.types.clients import SamplingClientProtocol, ServiceClientProtocol, TrainingClientProtocol
@@ -46,13 +46,15 @@ from posttrain.types.clients import SamplingClientProtocol, ServiceClientProtoco
 
 @dataclass
 class RLLoopConfig(LoopConfig):
-    max_tokens: int = 32
-    temperature: float = 1.0
-    top_k: int = -1
-    loss_fn: str = "importance_sampling"
-    num_substeps: int = 1
-    kl_penalty_coef: float = 0.0
-    remove_constant_groups: bool = True
+    max_tokens: int = setting(32, "tokens sampled per turn", flag="--max-tokens", kind=int, check=at_least(1))
+    temperature: float = setting(1.0, "sampling temperature", flag="--temperature", kind=float, check=at_least(0))
+    top_k: int = setting(-1, "sample from the k most likely tokens (-1: all)")
+    loss_fn: str = setting("importance_sampling", "policy-gradient loss", flag="--loss-fn",
+                           choices=("importance_sampling", "ppo"))
+    num_substeps: int = setting(1, "optimizer steps per batch", flag="--num-substeps", kind=int, check=at_least(1))
+    kl_penalty_coef: float = setting(0.0, "rl: KL penalty against the starting weights; distill: weight of the "
+                                     "teacher's reverse KL", flag="--kl-penalty-coef", kind=float, check=at_least(0))
+    remove_constant_groups: bool = setting(True, "drop groups whose rewards are all equal (no gradient)")
 
 
 def _masked(data: list[Datum], key: str) -> np.ndarray:
@@ -70,10 +72,7 @@ class RLLoop(Loop):
 
     def __init__(self, cfg: RLLoopConfig, service: ServiceClientProtocol, run: RunFolder, train: RLDataset,
                  test: RLDataset | None = None, is_main: bool = True):
-        if cfg.loss_fn not in ("importance_sampling", "ppo"):
-            raise PosttrainError(f"loss_fn must be importance_sampling or ppo, got {cfg.loss_fn!r}")
-        if cfg.num_substeps < 1:
-            raise PosttrainError(f"num_substeps must be at least 1, got {cfg.num_substeps}")
+        check_settings(cfg)
         self.train, self.test = train, test
         super().__init__(cfg, service, run, is_main)
         self.reference: Reference | None = None
