@@ -1,6 +1,14 @@
 """Offline tokenizer sources (``posttrain:<name>``), one module per reference package.
 
-Importing this package registers every source; each imports its reference package only when used.
+:data:`SOURCES` maps each name to its factory; :func:`posttrain.tokenizer.get_tokenizer` reads it. Each
+source imports its reference package only when used.
 """
 
-from posttrain.offline import hf_packaged, llama3, openai_mistral, smollm2  # noqa: F401
+from collections.abc import Callable
+
+from posttrain.offline import hf_packaged, llama3, openai_mistral, smollm2
+from posttrain.tokenizer.core import Tokenizer
+
+SOURCES: dict[str, Callable[[], Tokenizer]] = {
+    **llama3.SOURCES, **smollm2.SOURCES, **openai_mistral.SOURCES, **hf_packaged.SOURCES,
+}

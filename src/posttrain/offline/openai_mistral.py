@@ -13,12 +13,13 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from functools import cache, partial
 from pathlib import Path
 from typing import Any
 
 from posttrain.errors import TokenizerNotAvailableError
-from posttrain.tokenizer import Tokenizer, cache_dir, register_offline_source
+from posttrain.tokenizer.core import Tokenizer, cache_dir
 
 
 def _need(package: str) -> TokenizerNotAvailableError:
@@ -94,7 +95,6 @@ def gpt_oss_offline() -> Tokenizer:
     return Tokenizer.from_file(folder / "tokenizer.json", name="posttrain:gpt-oss", eos_token="<|return|>")
 
 
-register_offline_source("gpt-oss", gpt_oss_offline)
 
 
 # -- Mistral -------------------------------------------------------------------------------------
@@ -144,5 +144,4 @@ def mistral_offline(version: str) -> Tokenizer:
                                eos_token="</s>")
 
 
-for _version in MISTRAL_MODELS:
-    register_offline_source(f"mistral-{_version}", partial(mistral_offline, _version))
+SOURCES: dict[str, Callable[[], Tokenizer]] = {"gpt-oss": gpt_oss_offline, **{f"mistral-{v}": partial(mistral_offline, v) for v in MISTRAL_MODELS}}

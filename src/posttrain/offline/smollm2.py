@@ -18,7 +18,7 @@ from pathlib import Path
 
 from posttrain.errors import TokenizerNotAvailableError
 from posttrain.runs.atomic import write_once
-from posttrain.tokenizer import Tokenizer, cache_dir, register_offline_source
+from posttrain.tokenizer.core import Tokenizer, cache_dir
 
 GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
 HUB_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
@@ -88,4 +88,4 @@ def smollm2_tokenizer() -> Tokenizer:
     return Tokenizer.from_hf(hf, name="posttrain:smollm2")
 
 
-register_offline_source("smollm2", smollm2_tokenizer)
+SOURCES: dict[str, Callable[[], Tokenizer]] = {"smollm2": smollm2_tokenizer}
