@@ -89,7 +89,7 @@ class Dataset:
 
 
 def load_dataset(spec: str, limit: int | None = None, n_arithmetic: int = 50, seed: int = 0) -> Dataset:
-    """``arithmetic`` (``n_arithmetic`` problems of the RL env), ``default`` (the shipped
+    """``arithmetic`` (``n_arithmetic`` problems of the RL env), ``posttrain:default`` (the shipped
     conversations), or a prompts file (:mod:`posttrain.replies`)."""
     if limit is not None and limit < 1:
         raise PosttrainError(f"limit must be at least 1, got {limit}")
@@ -97,11 +97,9 @@ def load_dataset(spec: str, limit: int | None = None, n_arithmetic: int = 50, se
         n = min(n_arithmetic, limit or n_arithmetic)
         pairs = ArithmeticDataset(n, 1, 1, seed, renderer=None).problems(0)  # type: ignore[arg-type]
         return Dataset(ARITHMETIC, [], [], pairs)
-    path = spec
-    if spec == "default":
-        from posttrain.default_data import default_dataset_path
+    from posttrain.default_data import shipped_path
 
-        path = str(default_dataset_path())
+    path = shipped_path(spec)  # posttrain:default (or default): the shipped conversations
     rows: list[PromptRow] = read_prompt_rows(path)[:limit]
     conversations = [r.conversation for r in rows if r.conversation is not None]
     problems = [(r.prompt[-1]["content"], r.reference) for r in rows if r.kind == "qa" and r.reference is not None]

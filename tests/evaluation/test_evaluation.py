@@ -57,7 +57,7 @@ def test_nll_equals_plain_transformers_and_peft(run_folder):
 
 
 def test_the_fine_tune_beats_its_base_on_the_shipped_data(run_folder, capsys):
-    assert main(["eval", str(run_folder), "--dataset", "default", "--limit", "16", "--json"]) == 0
+    assert main(["eval", str(run_folder), "--dataset", "posttrain:default", "--limit", "16", "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
     tuned, base = result["tuned"], result["base"]
     assert tuned["nll_conversations"] == base["nll_conversations"] == 16

@@ -13,7 +13,7 @@ from posttrain.trained import load_renderer, load_sampler, resolve
 
 def test_sample_writes_the_engines_greedy_replies_and_the_base_models(run_folder, tmp_path, capsys):
     out = tmp_path / "replies.jsonl"
-    assert main(["sample", str(run_folder), "--prompts", "default", "--limit", "3", "--max-tokens", "8", "--base",
+    assert main(["sample", str(run_folder), "--prompts", "posttrain:default", "--limit", "3", "--max-tokens", "8", "--base",
                  "--out", str(out)]) == 0
     records = [json.loads(line) for line in out.read_text().splitlines()]
     conversations = [r["messages"] for r in load_default_conversations()[:3]]
@@ -27,7 +27,7 @@ def test_sample_writes_the_engines_greedy_replies_and_the_base_models(run_folder
         seq = sampler.sample(renderer.build_generation_prompt(record["messages"]), 1, params).result().sequences[0]
         assert record["reply"] == renderer.parse_response(seq.tokens)[0].text
         assert isinstance(record["base_reply"], str)
-    assert main(["sample", str(run_folder), "--prompts", "default", "--out", str(out)]) == 2
+    assert main(["sample", str(run_folder), "--prompts", "posttrain:default", "--out", str(out)]) == 2
     assert "--force" in capsys.readouterr().err
 
 

@@ -48,8 +48,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
                                    "and accuracy on question/answer tasks, for the model and its base.")
     p.add_argument("model", type=non_empty, metavar="RUN_OR_MODEL", help="a run folder, checkpoint folder or model")
     p.add_argument("--dataset", required=True, type=non_empty,
-                   help="JSONL of {\"messages\"} and/or {\"question\", \"answer\"} rows; 'default' (the shipped "
-                        "conversations) or 'arithmetic' (the RL env's addition problems)")
+                   help="JSONL of {\"messages\"} and/or {\"question\", \"answer\"} rows; posttrain:default (the "
+                        "shipped conversations) or 'arithmetic' (the RL env's addition problems)")
     p.add_argument("--limit", type=positive_int, default=None, help="the first N rows only")
     p.add_argument("--no-base", action="store_true", help="skip the base model")
     p.add_argument("--train-on", choices=[m.value for m in TrainOnWhat], default=None,

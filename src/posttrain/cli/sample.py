@@ -37,11 +37,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _prompts_path(spec: str) -> str:
-    if spec == "default":
-        from posttrain.default_data import default_dataset_path
+    from posttrain.default_data import shipped_path
 
-        return str(default_dataset_path())
-    return spec
+    return shipped_path(spec)  # posttrain:default (or default): the shipped conversations
 
 
 def _replies(trained: Trained, rows: list[Any], args: argparse.Namespace) -> list[str]:
@@ -58,7 +56,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p.add_argument("model", type=non_empty, metavar="RUN_OR_MODEL", help="a run folder, checkpoint folder or model")
     p.add_argument("--prompts", required=True, type=non_empty,
                    help="JSONL: {\"messages\"} (a final assistant message is the reference), {\"question\", "
-                        "\"answer\"} or {\"prompt\"}; 'default': the shipped conversations")
+                        "\"answer\"} or {\"prompt\"}; posttrain:default: the shipped conversations")
     p.add_argument("--base", action="store_true", help="also the base model's reply (base_reply)")
     p.add_argument("--out", default=None, type=non_empty, help="output file (default: stdout)")
     p.add_argument("--force", action="store_true", help="replace an existing --out")
