@@ -33,7 +33,7 @@ from _corpus import corpus_file, environment, load_corpus, peak_rss_mib  # noqa:
 
 from posttrain import get_renderer, get_tokenizer  # noqa: E402
 from posttrain.parallel import available_cores  # noqa: E402
-from posttrain.prepare import PrepareConfig, run_prepare  # noqa: E402
+from posttrain.recipes.prepare import PrepareConfig, run_prepare  # noqa: E402
 from posttrain.renderers import default_tokenizer_for  # noqa: E402
 
 

@@ -11,7 +11,7 @@ import pytest
 from posttrain import InputError, datum_from_tokens_weights, get_renderer, to_messages
 from posttrain.cli import main
 from posttrain.default_data import load_default_conversations
-from posttrain.prepare import PrepareConfig, run_prepare
+from posttrain.recipes.prepare import PrepareConfig, run_prepare
 
 PARITY_FILES = ("dataset_snapshot.json", "rendered_samples.json", "first_batch_payload.json")
 

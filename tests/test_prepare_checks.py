@@ -17,7 +17,7 @@ from posttrain.data.sources import stream_conversations
 from posttrain.data.streaming import StreamingSupervisedDataset
 from posttrain.data.supervised import conversation_to_datum, datum_target_counts, example_to_datum
 from posttrain.errors import InputError
-from posttrain.prepare import PrepareConfig, run_prepare
+from posttrain.recipes.prepare import PrepareConfig, run_prepare
 from posttrain.renderers.base import SupervisedExample
 
 RUN_FILES = ("config.json", "parity/dataset_snapshot.json", "parity/rendered_samples.json",

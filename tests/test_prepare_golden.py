@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from posttrain.prepare import PrepareConfig, run_prepare
+from posttrain.recipes.prepare import PrepareConfig, run_prepare
 
 GOLDEN = Path(__file__).parent / "fixtures" / "golden_runs"
 PARITY_FILES = ("dataset_snapshot.json", "rendered_samples.json", "first_batch_payload.json")

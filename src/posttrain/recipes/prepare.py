@@ -36,9 +36,10 @@ from posttrain.data.supervised import (
 from posttrain.errors import InputError, PosttrainError
 from posttrain.parallel import available_cores, ordered_map
 from posttrain.progress import progress_bar
-from posttrain.renderers import Renderer, default_tokenizer_for, get_renderer
+from posttrain.renderers import Renderer, default_tokenizer_for, get_renderer, renderer_names
 from posttrain.runs.atomic import atomic_run_folder, check_destination
 from posttrain.runs.parity import render_conversation, write_parity
+from posttrain.settings import at_least, check_settings, non_empty, setting
 from posttrain.tokenizer import get_tokenizer
 from posttrain.train_on_what import TrainOnWhat
 from posttrain.types import Datum
@@ -49,20 +50,32 @@ DEFAULT_INPUT = "posttrain:default_conversations"
 
 @dataclass
 class PrepareConfig:
-    input: str | None = None  # None: the dataset shipped with posttrain; "-": stdin
-    out: str = "runs/default"
-    renderer: str = "llama3"
-    tokenizer: str | None = None
-    train_on: str = TrainOnWhat.LAST_ASSISTANT_MESSAGE.value
-    max_length: int = 2048
-    batch_size: int = 8
-    seed: int = 0
-    n_snapshot: int = 8
-    split: str = "train"
-    subset: str | None = None
-    revision: str | None = None
-    skip_invalid: bool = False
-    workers: int | None = None  # None: every available core; 1: in this process
+    input: str | None = setting(None, "JSONL/JSON/Parquet/CSV path (optionally .gz), URL, dataset folder, hub:ORG/NAME, "
+                                "or '-' for JSON lines on stdin (default: the shipped dataset)", flag="--input",
+                                check=non_empty)
+    out: str = setting("runs/default", "run folder to write (default: runs/default)", flag="--out", check=non_empty)
+    renderer: str = setting("llama3", "chat format to render with (default: llama3)", flag="--renderer",
+                            choices=tuple(renderer_names()))
+    tokenizer: str | None = setting(None, "HF hub id, local folder/tokenizer.json, or offline source such as "
+                                    "posttrain:llama3 (default: the renderer's offline tokenizer)", flag="--tokenizer",
+                                    check=non_empty)
+    train_on: str = setting(TrainOnWhat.LAST_ASSISTANT_MESSAGE.value, "which tokens carry loss (default: "
+                            "last_assistant_message)", flag="--train-on", choices=tuple(m.value for m in TrainOnWhat))
+    max_length: int = setting(2048, "tokens per datum (default: 2048)", flag="--max-length", kind=int,
+                              check=at_least(2))
+    batch_size: int = setting(8, "datums per batch (default: 8)", flag="--batch-size", kind=int, check=at_least(1))
+    seed: int = setting(0, "shuffle seed (default: 0)", flag="--seed", kind=int, check=at_least(0))
+    n_snapshot: int = setting(8, "samples recorded in the parity snapshot (default: 8)", flag="--n-snapshot", kind=int,
+                              check=at_least(0))
+    split: str = setting("train", "dataset split for hub/Parquet sources (default: train)", flag="--split",
+                         check=non_empty)
+    subset: str | None = setting(None, "hub dataset subset (config name)", flag="--subset")
+    revision: str | None = setting(None, "hub dataset revision", flag="--revision")
+    skip_invalid: bool = setting(False, "skip rows that cannot be read, rendered or trained (counted, with their "
+                                 "reasons) instead of stopping at the first", flag="--skip-invalid",
+                                 action="store_true")
+    workers: int | None = setting(None, "processes rendering in parallel (default: every available core; 1: "
+                                  "in-process)", flag="--workers", kind=int, check=at_least(1))
 
 
 @dataclass
@@ -100,17 +113,6 @@ class _Counts:
         self.trained += other.trained
         self.targets += other.targets
         self.truncated += other.truncated
-
-
-def check_config(cfg: PrepareConfig) -> None:
-    """Reject impossible settings before anything is loaded (the CLI's argument types say the same)."""
-    for name, low in (("max_length", 2), ("batch_size", 1), ("n_snapshot", 0), ("seed", 0), ("workers", 1)):
-        value = getattr(cfg, name)
-        if value is not None and (not isinstance(value, int) or value < low):
-            raise PosttrainError(f"{name} must be an integer >= {low}, got {value!r}")
-    if not cfg.out:
-        raise PosttrainError("out must name a folder")
-    TrainOnWhat.parse(cfg.train_on)
 
 
 def _count_rows(ds: datasets.Dataset, renderer: Renderer, cfg: PrepareConfig) -> Callable[[int, int], _Counts]:
@@ -207,7 +209,7 @@ def _write(run_dir: Any, cfg: PrepareConfig, tok_name: str, renderer: Renderer, 
 
 def run_prepare(cfg: PrepareConfig, *, show_progress: bool | None = None) -> PrepareSummary:
     start = time.perf_counter()
-    check_config(cfg)
+    check_settings(cfg)
     check_destination(cfg.out)
     tok_name = cfg.tokenizer or default_tokenizer_for(cfg.renderer)
     renderer = get_renderer(cfg.renderer, get_tokenizer(tok_name))
