@@ -136,6 +136,6 @@ def test_sft_skip_invalid_leaves_out_and_lists_bad_rows(tmp_path, capsys):
     assert main([*args, "--skip-invalid"]) == 0
     assert "2 skipped as invalid" in capsys.readouterr().out
     report = json.loads((tmp_path / "run" / "data_report.json").read_text())
-    assert report["skipped"] == 2 and report["train_rows"] == 10
-    assert any("mixed.jsonl:4: invalid JSON" in r for r in report["skipped_rows"])
-    assert any("mixed.jsonl:7:" in r for r in report["skipped_rows"])
+    assert sum(report["skipped"].values()) == 2 and report["train_rows"] == 10
+    assert any("mixed.jsonl:4: invalid JSON" in r for r in report["rows"])
+    assert any("mixed.jsonl:7:" in r for r in report["rows"])

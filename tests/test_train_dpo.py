@@ -112,7 +112,7 @@ def test_full_finetune_reference_is_a_saved_snapshot(pairs, tmp_path):
 
 
 def test_bad_settings(pairs, tmp_path):
-    with pytest.raises(PosttrainError, match="beta must be positive"):
+    with pytest.raises(PosttrainError, match="beta must be a positive finite number"):
         run_dpo(config(pairs, tmp_path / "a", beta=0.0))
     with pytest.raises(PosttrainError, match=r"batch size 64 pairs is larger than the 26 usable training pairs \(26 kept; skipped 1 empty completion, 1 tie, 1 unreadable: .*pairs.jsonl:35: unreadable: invalid JSON.*\); lower --batch-size"):
         run_dpo(config(pairs, tmp_path / "b", batch_size=64))

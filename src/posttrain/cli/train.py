@@ -106,16 +106,15 @@ def print_summary(result: LoopResult, out: str, curves: tuple[Curve, ...]) -> No
 
 
 def _print_data(data: dict[str, Any] | None, out: str) -> None:
+    """The run's data report (posttrain.runs.screening.RowReport) in one line."""
     if not data:
         return
-    if "kept" in data:  # preference pairs
-        print(f"pairs: {data.get('kept', 0)} kept, skipped {data.get('skipped') or 'none'} "
-              f"(rows and reasons in {out}/data_report.json)")
-        return
-    print(f"data: {data['train_rows']} train / {data['test_rows']} test conversations; "
-          f"{data['truncated']} cut at --max-length {data['max_length']} ({data['trained_tokens_cut']} trained "
-          f"tokens lost); {data['empty_replies']} with empty replies; {data['skipped']} skipped as invalid "
-          f"(rows in {out}/data_report.json)")
+    skipped = data["skipped"]
+    reasons = f" ({', '.join(f'{n} {k}' for k, n in skipped.items())})" if skipped else ""
+    print(f"data: {data['train_rows']} train / {data['test_rows']} test rows, {data['kept']} kept; "
+          f"{sum(skipped.values())} skipped as invalid{reasons}; {data['truncated']} cut at --max-length "
+          f"{data['max_length']} ({data['trained_tokens_cut']} trained tokens lost); {data['empty_replies']} with "
+          f"empty replies (rows in {out}/data_report.json)")
 
 
 def _quiet_libraries() -> None:

@@ -30,9 +30,11 @@ from posttrain.default_data import DEFAULT
 from posttrain.errors import PosttrainError
 from posttrain.recipes.common import open_run, setup
 from posttrain.recipes.config import RecipeConfig, from_recipe
-from posttrain.recipes.pairs import PairScreen, Row, chosen_example, screen_pairs
+from posttrain.recipes.pairs import Row, chosen_example, screen_pairs
+from posttrain.runs.folder import DATA_REPORT
 from posttrain.runs.loop import LoopResult
 from posttrain.runs.parity import write_parity
+from posttrain.runs.screening import RowReport
 from posttrain.settings import at_least, non_empty, positive_finite, setting
 from posttrain.training.dpo import DPOLoop
 
@@ -81,28 +83,30 @@ def _rows(cfg: DPOConfig) -> tuple[list[Row], list[Row]]:
 
 
 def build_pair_datasets(cfg: DPOConfig, renderer: Any) -> tuple[SupervisedDataset, SupervisedDataset | None,
-                                                                 PairScreen]:
+                                                                 RowReport]:
     train_rows, test_rows = _rows(cfg)
-    train, screen = screen_pairs(train_rows, renderer, cfg.max_length)
+    report = RowReport(max_length=cfg.max_length)
+    train = screen_pairs(train_rows, renderer, cfg.max_length, report)
+    report.train_rows = len(train)
     if len(train) < cfg.batch_size:
-        shown = "; ".join(screen.rows[:3]) + (f"; … ({len(screen.rows) - 3} more)" if len(screen.rows) > 3 else "")
+        shown = "; ".join(report.rows[:3]) + (f"; … ({len(report.rows) - 3} more)" if len(report.rows) > 3 else "")
         raise PosttrainError(f"batch size {cfg.batch_size} pairs is larger than the {len(train)} usable training pairs "
-                             f"({screen.summary()}{': ' + shown if shown else ''}); "
+                             f"({report.summary()}{': ' + shown if shown else ''}); "
                              + ("lower --batch-size" if train else "fix the data"))
-    test, _ = screen_pairs(test_rows, renderer, cfg.max_length)
+    test = screen_pairs(test_rows, renderer, cfg.max_length, RowReport(max_length=cfg.max_length))
+    report.test_rows = len(test)
     train_ds, _ = dpo_dataset(train, renderer, cfg.batch_size, cfg.max_length)
     test_ds = dpo_dataset(test, renderer, len(test), cfg.max_length)[0] if test else None
-    return train_ds, test_ds, screen
+    return train_ds, test_ds, report
 
 
 def run_dpo(cfg: DPOConfig) -> LoopResult:
     s = setup(cfg)
     config = cfg.run_config(s.renderer_name, s.tokenizer_name, s.renderer.tokenizer.bos_token_id,
                             train_on_what="completion", reduction="none", loss_fn="dpo")
-    run, (train, test, screen) = open_run(cfg, config, s, lambda: build_pair_datasets(cfg, s.renderer))
+    run, (train, test, report) = open_run(cfg, config, s, lambda: build_pair_datasets(cfg, s.renderer))
     with run:
-        if s.dist.is_main():
-            run.write_json("data_report.json", screen.as_dict())
+        run.write_json(DATA_REPORT, report.as_dict())
 
         def first_batch(datums: list[Any]) -> None:
             write_parity(run.path, config, train, s.renderer, chosen_example(s.renderer), datums, len(datums))
@@ -110,5 +114,5 @@ def run_dpo(cfg: DPOConfig) -> LoopResult:
         loop = DPOLoop(cfg.loop_config(), s.service, run, train, test, is_main=s.dist.is_main(),
                        on_first_batch=first_batch, beta=cfg.beta)
         result = loop.run()
-        result.extra["data"] = screen.as_dict()
+        result.extra["data"] = report.as_dict()
     return result

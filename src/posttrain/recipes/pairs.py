@@ -1,39 +1,19 @@
-"""Screening preference pairs before DPO: every pair that would train on nothing, or on no preference,
-is left out, counted by reason and named by its row — never silently trained on."""
+"""Screening preference pairs before DPO (on :mod:`posttrain.runs.screening`): every pair that would train
+on nothing, or on no preference, is left out, counted by reason and named by its row — never silently
+trained on."""
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 from posttrain.data.preference import LabeledComparison, comparison_to_dpo_datums
 from posttrain.errors import InputError, PosttrainError
 from posttrain.messages import Message
 from posttrain.renderers.base import Renderer
+from posttrain.runs.screening import RowFindings, RowProblem, RowReport, screen
 
 Row = tuple[str, LabeledComparison | InputError]  # (where it came from, the row)
-MAX_LISTED = 500
-
-
-@dataclass
-class PairScreen:
-    kept: int = 0
-    skipped: Counter[str] = field(default_factory=Counter)
-    rows: list[str] = field(default_factory=list)  # "where: reason", the first MAX_LISTED
-
-    def add(self, where: str, reason: str) -> None:
-        self.skipped[reason.split(":")[0]] += 1
-        if len(self.rows) < MAX_LISTED:
-            self.rows.append(f"{where}: {reason}")
-
-    def summary(self) -> str:
-        parts = [f"{n} {reason}" for reason, n in sorted(self.skipped.items())]
-        return f"{self.kept} kept" + (f"; skipped {', '.join(parts)}" if parts else "")
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"kept": self.kept, "skipped": dict(sorted(self.skipped.items())), "rows": self.rows}
 
 
 def _text(messages: Sequence[Message]) -> str:
@@ -59,23 +39,24 @@ def pair_problem(lc: LabeledComparison, renderer: Renderer, max_length: int) -> 
     return None
 
 
-def screen_pairs(rows: Sequence[Row], renderer: Renderer, max_length: int) -> tuple[list[LabeledComparison], PairScreen]:
-    screen = PairScreen()
-    kept: list[LabeledComparison] = []
-    for where, row in rows:
+def screen_pairs(rows: Sequence[Row], renderer: Renderer, max_length: int,
+                 report: RowReport) -> list[LabeledComparison]:
+    """The pairs that can train DPO; every other one is counted by reason and listed in ``report``."""
+
+    def check(row: LabeledComparison | InputError) -> RowFindings:
         if isinstance(row, InputError):
-            screen.add(where, f"unreadable: {row.reason}")
-            continue
+            raise RowProblem(f"unreadable: {row.reason}")
         try:
             problem = pair_problem(row, renderer, max_length)
         except PosttrainError as err:  # a message the renderer cannot express
             problem = f"unrenderable: {err}"
-        if problem is None:
-            kept.append(row)
-            screen.kept += 1
-        else:
-            screen.add(where, problem)
-    return kept, screen
+        if problem is not None:
+            raise RowProblem(problem)
+        return RowFindings()
+
+    bad = {i for i, _ in screen(((where, None, row) for where, row in rows), check, report, source="",
+                                skip_invalid=True)}
+    return [row for i, (_, row) in enumerate(rows) if i not in bad]  # type: ignore[misc]
 
 
 def chosen_example(renderer: Renderer) -> Any:

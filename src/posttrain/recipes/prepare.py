@@ -31,7 +31,6 @@ from posttrain.data.sources import (
 from posttrain.data.supervised import (
     SupervisedDatasetFromHFDataset,
     conversation_to_datum,
-    datum_target_counts,
 )
 from posttrain.errors import InputError, PosttrainError
 from posttrain.parallel import available_cores, ordered_map
@@ -39,6 +38,7 @@ from posttrain.progress import progress_bar
 from posttrain.renderers import Renderer, default_tokenizer_for, get_renderer, renderer_names
 from posttrain.runs.atomic import atomic_run_folder, check_destination
 from posttrain.runs.parity import render_conversation, write_parity
+from posttrain.runs.screening import Checked, RowReport, check_rows, conversation_check, record
 from posttrain.settings import at_least, check_settings, non_empty, setting
 from posttrain.tokenizer import get_tokenizer
 from posttrain.train_on_what import TrainOnWhat
@@ -96,69 +96,39 @@ class PrepareSummary:
         return self.trained_tokens / self.target_tokens if self.target_tokens else 0.0
 
 
-@dataclass
-class _Counts:
-    """Token counts of a range of rows, and the rows that failed: ``(position, line, reason)``."""
+def _check_chunk(ds: datasets.Dataset, renderer: Renderer, cfg: PrepareConfig) -> Callable[[int, int], list[Checked]]:
+    """Render rows ``[start, stop)`` once, as the datums will be built (in a worker process)."""
+    check = conversation_check(renderer, TrainOnWhat.parse(cfg.train_on), cfg.max_length)
 
-    rows: int = 0
-    tokens: int = 0
-    trained: int = 0
-    targets: int = 0
-    truncated: int = 0
-    failed: list[tuple[int, int | None, str]] = field(default_factory=list)
-
-    def add(self, other: _Counts) -> None:
-        self.rows += other.rows
-        self.tokens += other.tokens
-        self.trained += other.trained
-        self.targets += other.targets
-        self.truncated += other.truncated
-
-
-def _count_rows(ds: datasets.Dataset, renderer: Renderer, cfg: PrepareConfig) -> Callable[[int, int], _Counts]:
-    """Render rows ``[start, stop)`` as the datums will be built, keeping only counts and failures."""
-    train_on = TrainOnWhat.parse(cfg.train_on)
-
-    def count(start: int, stop: int) -> _Counts:
-        counts = _Counts(rows=stop - start)
+    def run(start: int, stop: int) -> list[Checked]:
         chunk = ds[start:stop]
-        for offset, (messages, line) in enumerate(zip(chunk["messages"], chunk[LINE], strict=True)):
-            try:
-                example = renderer.build_supervised_example(messages, train_on)
-                targets, trained = datum_target_counts(example, cfg.max_length)  # without building it
-            except PosttrainError as err:
-                counts.failed.append((start + offset, line, str(err)))
-                continue
-            counts.tokens += len(example.tokens)
-            counts.truncated += len(example.tokens) > cfg.max_length
-            counts.targets += targets
-            counts.trained += trained
-        return counts
+        rows = [(f"row {start + i + 1}", line, {"messages": messages})
+                for i, (messages, line) in enumerate(zip(chunk["messages"], chunk[LINE], strict=True))]
+        return check_rows(rows, check)
 
-    return count
+    return run
 
 
-def _check_rows(ds: datasets.Dataset, renderer: Renderer, cfg: PrepareConfig, source: str, report: SkipReport,
-                show_progress: bool | None) -> tuple[datasets.Dataset, _Counts]:
-    """Render every row once (in parallel); drop (skip_invalid) or report the first failing row."""
-    workers = cfg.workers or available_cores()
-    total = _Counts()
+def _check_rows(ds: datasets.Dataset, renderer: Renderer, cfg: PrepareConfig, source: str, loaded: SkipReport,
+                show_progress: bool | None) -> tuple[datasets.Dataset, RowReport, list[str]]:
+    """Render every row once (in parallel); drop (skip_invalid) or report the first failing row. Returns
+    the rows kept, the report, and every skipped row's reason (the loader's first)."""
+    report = RowReport(max_length=cfg.max_length)
+    reasons = list(loaded.reasons)
     bad: list[int] = []
-    results = ordered_map(_count_rows(ds, renderer, cfg), len(ds), workers=workers)  # forks now
-    with closing(results), progress_bar(len(ds), show_progress) as advance:  # closing: stop workers on error
-        for counts in results:
-            for position, line, reason in counts.failed:
-                err = InputError(reason, source=source, line=line)
-                if not cfg.skip_invalid:
-                    raise err
-                report.add(err)
-                bad.append(position)
-            total.add(counts)
-            advance(counts.rows)
+    chunks = ordered_map(_check_chunk(ds, renderer, cfg), len(ds), workers=cfg.workers or available_cores())
+    with closing(chunks), progress_bar(len(ds), show_progress) as advance:  # closing: stop workers on error
+        for checked in chunks:
+            offset = len(bad) + report.kept
+            for position, err in record(checked, report, source=source, skip_invalid=cfg.skip_invalid):
+                bad.append(offset + position)
+                reasons.append(str(err))
+            advance(len(checked))
+    report.train_rows = len(ds) - len(bad)
     if bad:
         bad_set = set(bad)
         ds = ds.select([i for i in range(len(ds)) if i not in bad_set])
-    return ds, total
+    return ds, report, reasons
 
 
 def _load(cfg: PrepareConfig) -> tuple[datasets.Dataset, str, SkipReport]:
@@ -214,12 +184,11 @@ def run_prepare(cfg: PrepareConfig, *, show_progress: bool | None = None) -> Pre
     tok_name = cfg.tokenizer or default_tokenizer_for(cfg.renderer)
     renderer = get_renderer(cfg.renderer, get_tokenizer(tok_name))
     with atomic_run_folder(cfg.out) as tmp:  # created now: an unwritable --out fails before the work
-        ds, source, report = _load(cfg)
-        ds, counts = _check_rows(ds, renderer, cfg, source, report, show_progress)
+        ds, source, loaded = _load(cfg)
+        ds, report, reasons = _check_rows(ds, renderer, cfg, source, loaded, show_progress)
         n = len(ds)
         if n < cfg.batch_size:
             raise PosttrainError(f"{source}: {n} usable conversations, fewer than one batch of {cfg.batch_size}")
         _write(tmp, cfg, tok_name, renderer, ds, source)
-    return PrepareSummary(str(cfg.out), n, n // cfg.batch_size, counts.tokens, counts.trained, counts.targets,
-                          counts.truncated, report.skipped, time.perf_counter() - start,
-                          {"skip_reasons": report.reasons})
+    return PrepareSummary(str(cfg.out), n, n // cfg.batch_size, report.tokens, report.trained, report.targets,
+                          report.truncated, len(reasons), time.perf_counter() - start, {"skip_reasons": reasons})

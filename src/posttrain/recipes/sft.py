@@ -21,13 +21,15 @@ from posttrain.data.builders import (
     NoRobotsBuilder,
     Tulu3Builder,
 )
-from posttrain.data.supervised import SupervisedDataset, SupervisedDatasetFromHFDataset, apply_fns
+from posttrain.data.supervised import SupervisedDataset, SupervisedDatasetFromHFDataset
 from posttrain.default_data import DEFAULT
 from posttrain.errors import PosttrainError
-from posttrain.messages import to_messages
 from posttrain.recipes.common import open_run, setup
 from posttrain.recipes.config import RecipeConfig, from_recipe
+from posttrain.renderers import Renderer
+from posttrain.runs.folder import DATA_REPORT
 from posttrain.runs.parity import render_conversation, write_parity
+from posttrain.runs.screening import RowCheck, RowReport, conversation_check, screen
 from posttrain.settings import at_least, non_empty, setting
 from posttrain.train_on_what import TrainOnWhat
 from posttrain.training.sft import SFTLoop, SFTResult
@@ -73,74 +75,42 @@ def dataset_builder(cfg: SFTConfig, chat: ChatDatasetConfig) -> Any:
     return FromConversationFileBuilder(cfg.dataset, chat, test_size=cfg.test_size, skip_invalid=cfg.skip_invalid)
 
 
-def build_datasets(cfg: SFTConfig, chat: ChatDatasetConfig) -> tuple[SupervisedDataset, SupervisedDataset | None,
-                                                                     list[str]]:
-    """(train, test, skipped rows). Every row is rendered once, so bad data stops the run before any
-    training — or, with ``skip_invalid``, is left out and listed ("file:line: reason")."""
+def build_datasets(cfg: SFTConfig, chat: ChatDatasetConfig, renderer: Renderer,
+                   train_on: str) -> tuple[SupervisedDataset, SupervisedDataset | None, RowReport]:
+    """(train, test, what they hold). Every row is rendered once, here, so bad data stops the run before
+    any training — or, with ``skip_invalid``, is left out and listed. A data set whose every reply is
+    empty is refused: it would teach end-of-turn tokens alone."""
     builder = dataset_builder(cfg, chat)
     train, test = builder()
-    skipped = list(builder.skipped.reasons) if cfg.skip_invalid and hasattr(builder, "skipped") else []
-    train, test = (_checked(ds, cfg.skip_invalid, skipped) for ds in (train, test))
+    report = RowReport(max_length=cfg.max_length)
+    if cfg.skip_invalid and hasattr(builder, "skipped"):
+        report.unreadable(builder.skipped.reasons)
+    source = str(getattr(builder, "file_path", None) or getattr(builder, "path", None) or cfg.dataset)
+    check = conversation_check(renderer, train_on, cfg.max_length)
+    train, test = (_screened(ds, split, check, report, source, cfg.skip_invalid)
+                   for split, ds in (("train", train), ("test", test)))
+    if report.kept and report.empty_replies == report.kept:
+        raise PosttrainError(f"every assistant reply in {cfg.dataset} is empty: the run would learn end-of-turn "
+                             "tokens alone")
     if len(train) == 0:
         rows = len(train.hf_dataset) if isinstance(train, SupervisedDatasetFromHFDataset) else 0
         raise PosttrainError(f"batch size {cfg.batch_size} is larger than the training set ({rows} conversations"
                              f"{' after the test split' if test is not None else ''}); lower --batch-size")
-    return train, test, skipped
+    return train, test, report
 
 
-def _checked(ds: Any, skip_invalid: bool, skipped: list[str]) -> Any:
+def _screened(ds: Any, split: str, check: RowCheck, report: RowReport, source: str, skip_invalid: bool) -> Any:
     if not isinstance(ds, SupervisedDatasetFromHFDataset):
         return ds
-    bad = []
-    for position, row in enumerate(ds.hf_dataset):
-        try:
-            apply_fns([row], ds.map_fn, ds.flatmap_fn)
-        except PosttrainError as err:
-            if not skip_invalid:
-                raise
-            skipped.append(str(err))
-            bad.append(position)
+    rows = ((f"{split} row {i} (line {row.get(LINE, '?')})", row.get(LINE), row)
+            for i, row in enumerate(ds.hf_dataset, start=1))
+    bad = {position for position, _ in screen(rows, check, report, source=source, skip_invalid=skip_invalid)}
+    setattr(report, f"{split}_rows", len(ds.hf_dataset) - len(bad))  # the rows the split trains or tests on
     if not bad:
         return ds
-    keep = sorted(set(range(len(ds.hf_dataset))) - set(bad))
+    keep = [i for i in range(len(ds.hf_dataset)) if i not in bad]
     return SupervisedDatasetFromHFDataset(ds.hf_dataset.select(keep), ds.batch_size, map_fn=ds.map_fn,
                                           flatmap_fn=ds.flatmap_fn)
-
-
-def data_report(cfg: SFTConfig, train: SupervisedDataset, test: SupervisedDataset | None, renderer: Any,
-                train_on: str) -> dict[str, Any]:
-    """What the run trains on, for ``RUN/data_report.json`` and the summary: the split, and every row
-    that ``max_length`` cuts (with the trained tokens it loses) or whose replies are all empty. A data
-    set whose every reply is empty is refused: it would teach end-of-turn tokens alone."""
-    report: dict[str, Any] = {"train_rows": 0, "test_rows": 0, "max_length": cfg.max_length, "truncated": 0,
-                              "trained_tokens_cut": 0, "empty_replies": 0, "rows": []}
-    for split, ds in (("train", train), ("test", test)):
-        if not isinstance(ds, SupervisedDatasetFromHFDataset):
-            continue
-        report[f"{split}_rows"] = len(ds.hf_dataset)
-        for position, row in enumerate(ds.hf_dataset, start=1):
-            where = f"{split} row {position} (line {row.get(LINE, '?')})"
-            messages = to_messages(row["messages"])
-            if not any(m.text.strip() for m in messages if m.role == "assistant"):
-                report["empty_replies"] += 1
-                _listed(report, f"{where}: every assistant reply is empty")
-            example = renderer.build_supervised_example(messages, train_on)
-            if len(example.tokens) > cfg.max_length:
-                lost = int(sum(w > 0 for w in example.weights[cfg.max_length:]))
-                report["truncated"] += 1
-                report["trained_tokens_cut"] += lost
-                _listed(report, f"{where}: {len(example.tokens)} tokens cut to {cfg.max_length}, {lost} trained "
-                                "tokens lost")
-    total = report["train_rows"] + report["test_rows"]
-    if total and report["empty_replies"] == total:
-        raise PosttrainError(f"every assistant reply in {cfg.dataset} is empty: the run would learn end-of-turn "
-                             "tokens alone")
-    return report
-
-
-def _listed(report: dict[str, Any], line: str, limit: int = 500) -> None:
-    if len(report["rows"]) < limit:
-        report["rows"].append(line)
 
 
 def run_sft(cfg: SFTConfig) -> SFTResult:
@@ -151,16 +121,9 @@ def run_sft(cfg: SFTConfig) -> SFTResult:
     train_on = str(cfg.train_on_what or ("last_assistant_message" if cfg.dataset == "tulu3" else "all_assistant_messages"))
     config = cfg.run_config(s.renderer_name, s.tokenizer_name, s.renderer.tokenizer.bos_token_id,
                             train_on_what=train_on, reduction="mean", loss_fn="cross_entropy")
-    def build() -> tuple[SupervisedDataset, SupervisedDataset | None, dict[str, Any]]:
-        train, test, skipped = build_datasets(cfg, chat)
-        report = data_report(cfg, train, test, s.renderer, train_on)
-        report.update(skipped=len(skipped), skipped_rows=skipped[:500])
-        return train, test, report
-
-    run, (train, test, report) = open_run(cfg, config, s, build)
+    run, (train, test, report) = open_run(cfg, config, s, lambda: build_datasets(cfg, chat, s.renderer, train_on))
     with run:
-        if s.dist.is_main():
-            run.write_json("data_report.json", report)
+        run.write_json(DATA_REPORT, report.as_dict())
 
         def first_batch(datums: list[Any]) -> None:
             write_parity(run.path, config, train, s.renderer, render_conversation(s.renderer, train_on), datums,
@@ -168,5 +131,5 @@ def run_sft(cfg: SFTConfig) -> SFTResult:
 
         result = SFTLoop(cfg.loop_config(), s.service, run, train, test, is_main=s.dist.is_main(),
                          on_first_batch=first_batch).run()
-        result.extra["data"] = report
+        result.extra["data"] = report.as_dict()
     return result

@@ -22,9 +22,10 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from posttrain.training.datum_loop import DatumLoop
 
 from posttrain.errors import PosttrainError
+from posttrain.settings import positive_finite
+from posttrain.training.datum_loop import DatumLoop
 from posttrain.training.reference import Reference
 from posttrain.types import AdamParams, Datum
 from posttrain.types.clients import TrainingClientProtocol
@@ -56,8 +57,9 @@ class DPOLoop(DatumLoop):
 
     def __init__(self, *args: Any, beta: float = 0.1, **kwargs: Any):
         super().__init__(*args, **kwargs)
-        if beta <= 0:
-            raise PosttrainError(f"beta must be positive, got {beta}")
+        problem = positive_finite(beta)  # the same check as DPOConfig.beta's
+        if problem:
+            raise PosttrainError(f"beta {problem}")
         self.beta = beta
         self.reference: Reference | None = None
 
