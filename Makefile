@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 RUN_DIR ?= runs/default
 
-.PHONY: run test check-extras lint bench clean
+.PHONY: run test check-extras check-cookbook lint bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -50,6 +50,19 @@ check-extras: $(REF_VENV)/.installed
 	cache=$$(mktemp -d); POSTTRAIN_CACHE=$$cache $(REF_VENV)/bin/python scripts/check_extra_reference.py; \
 	  status=$$?; rm -rf $$cache; exit $$status
 
+# tinker-cookbook 0.5.8, unmodified, against `posttrain serve` (tests/server/test_cookbook.py) in a venv of its
+# own: the cookbook pins transformers <= 5.5.4, posttrain needs newer.
+COOKBOOK_VENV ?= .venv-cookbook
+$(COOKBOOK_VENV)/.installed:
+	$(PYTHON) -m venv $(COOKBOOK_VENV)
+	$(COOKBOOK_VENV)/bin/python -m pip install -q --upgrade pip
+	$(COOKBOOK_VENV)/bin/python -m pip install -q $(TORCH)
+	$(COOKBOOK_VENV)/bin/python -m pip install -q tinker-cookbook==0.5.8 tinker==0.38.0
+	touch $@
+
+check-cookbook: $(VENV)/.installed-test $(COOKBOOK_VENV)/.installed
+	POSTTRAIN_COOKBOOK_PYTHON=$(COOKBOOK_VENV)/bin/python $(BIN)/python -m pytest -q tests/server/test_cookbook.py
+
 bench: $(VENV)/.installed-test
 	$(BIN)/python benchmarks/bench_render.py
 	$(BIN)/python benchmarks/bench_prepare.py
@@ -59,4 +72,4 @@ bench: $(VENV)/.installed-test
 	$(BIN)/python benchmarks/bench_scale.py
 
 clean:
-	rm -rf $(VENV) $(REF_VENV) runs .pytest_cache
+	rm -rf $(VENV) $(REF_VENV) $(COOKBOOK_VENV) runs .pytest_cache

@@ -20,7 +20,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
                        description="Load base models once and serve training and sampling to the unmodified tinker "
                                    "SDK: tinker.ServiceClient(base_url=URL) with any tml-... API key.")
     p.add_argument("--model", action="append", required=True, metavar="MODEL",
-                   help="base model to serve (repeatable): a posttrain: name, a local folder or a hub id")
+                   help="base model to serve (repeatable): a posttrain: name, a local folder or a hub id; "
+                        "NAME=SOURCE serves SOURCE under NAME (e.g. a local folder under the hub id a client expects)")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
     p.add_argument("--port", type=int_at_least(0), default=8000, help="port (default: %(default)s)")
     p.add_argument("--state-dir", default="serve_state",

@@ -12,8 +12,11 @@ Adapter names are private: parameters are keyed as the single-client engine keys
 
 from __future__ import annotations
 
+import collections
+import concurrent.futures
 import itertools
 import threading
+import time
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -68,6 +71,7 @@ class SharedBase:
         self.model: Any = None  # the peft model, made with the first adapter
         self._lock = FairLock()
         self._names = itertools.count()
+        self.worker = RoundRobinWorker("posttrain-shared-base")
 
     def new_adapter(self, settings: LoraSettings, seed: int) -> str:
         """Add an adapter initialised from ``seed`` (the same weights a standalone client gets)."""
@@ -145,17 +149,75 @@ def _quiet_peft() -> Iterator[None]:
         yield
 
 
+class RoundRobinWorker:
+    """The one thread that runs every call on a shared base: each owner's calls in submission order,
+    owners in turn, one call each (a client that queued many calls cannot hold the others back).
+
+    One thread rather than one per client: the calls are serialised by the lock anyway, and glibc
+    gives every thread its own malloc arena, which keeps that thread's peak activations resident, so
+    N client threads held N times one step's memory."""
+
+    def __init__(self, name: str):
+        self._name = name
+        self._queues: dict[object, collections.deque[tuple[concurrent.futures.Future[Any], Callable[[], Any]]]] = {}
+        self._ring: collections.deque[object] = collections.deque()  # owners with queued calls, next first
+        self._cond = threading.Condition()
+        self._thread: threading.Thread | None = None
+
+    def submit(self, owner: object, fn: Callable[[], T]) -> concurrent.futures.Future[T]:
+        future: concurrent.futures.Future[T] = concurrent.futures.Future()
+        with self._cond:
+            queue = self._queues.setdefault(owner, collections.deque())
+            if not queue:
+                self._ring.append(owner)
+            queue.append((future, fn))
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._loop, name=self._name, daemon=True)
+                self._thread.start()
+            self._cond.notify()
+        return future
+
+    def _next(self) -> tuple[concurrent.futures.Future[Any], Callable[[], Any]]:
+        with self._cond:
+            self._cond.wait_for(lambda: bool(self._ring))
+            owner = self._ring.popleft()
+            queue = self._queues[owner]
+            item = queue.popleft()
+            if queue:
+                self._ring.append(owner)
+            else:
+                del self._queues[owner]
+            return item
+
+    def _loop(self) -> None:
+        while True:
+            future, fn = self._next()
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                future.set_result(fn())
+            except BaseException as err:  # the caller's future carries it
+                future.set_exception(err)
+
+
 class TurnExecutor(OrderedExecutor):
-    """A client's ordered worker whose every call runs in its turn on the shared model."""
+    """A client's calls, run in its turn on the shared model by the base's one worker thread."""
 
     def __init__(self, shared: SharedBase, adapter: str | None, name: str):
-        super().__init__(name)
+        super().__init__(name)  # its own thread pool stays unused (threads start on first submit)
         self.shared = shared
         self.adapter = adapter
 
     def submit(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> EngineFuture[T]:
         def in_turn() -> T:
-            with self.shared.turn(self.adapter):
-                return fn(*args, **kwargs)
+            start = time.perf_counter()
+            try:
+                with self.shared.turn(self.adapter):
+                    return fn(*args, **kwargs)
+            finally:
+                self.busy_seconds += time.perf_counter() - start
 
-        return super().submit(in_turn)
+        return EngineFuture(self.shared.worker.submit(self, in_turn))
+
+    def shutdown(self) -> None:
+        """Nothing to stop: the worker belongs to the shared base."""

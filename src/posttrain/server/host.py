@@ -8,6 +8,7 @@ submission order; the shared base's fair lock interleaves the models call by cal
 from __future__ import annotations
 
 import concurrent.futures
+import dataclasses
 import hashlib
 import itertools
 import threading
@@ -25,6 +26,8 @@ from posttrain.errors import PosttrainError
 from posttrain.server.futures import Encoder, FutureStore, Sequencer
 from posttrain.server.paths import TinkerPaths
 from posttrain.server.protocol import ApiError
+
+DEFAULT_SEED = 0  # a LoRA client created without a seed: reproducible, and posttrain train's default
 
 
 class AdapterSampler(SamplingClient):
@@ -59,8 +62,8 @@ class Host:
         self.state_dir = state_dir
         self.paths = TinkerPaths(state_dir)
         self.service = ServiceClient(checkpoint_dir=state_dir / "scratch", device=device)
-        self.bases: dict[str, SharedBase] = {name: self.service.shared_base(name) for name in models}
-        self.tokenizer_dirs = {name: self._tokenizer_dir(name) for name in models}
+        self.bases: dict[str, SharedBase] = dict(self._load(spec) for spec in models)
+        self.tokenizer_dirs = {name: self._tokenizer_dir(name) for name in self.bases}
         self.futures = FutureStore()
         self.sessions: set[str] = set()
         self.models: dict[str, Model] = {}
@@ -68,6 +71,15 @@ class Host:
         self._counter = itertools.count()
         self._lock = threading.Lock()
         self.pool = concurrent.futures.ThreadPoolExecutor(max_workers=4, thread_name_prefix="posttrain-serve")
+
+    def _load(self, spec: str) -> tuple[str, SharedBase]:
+        """``NAME`` or ``NAME=SOURCE``: SOURCE (a local folder, posttrain: name or hub id) served as NAME,
+        e.g. a tiny local model under a hub id that client code looks up in its own tables."""
+        name, _, source = spec.partition("=")
+        shared = self.service.shared_base(source or name)
+        if source:
+            shared.base = dataclasses.replace(shared.base, name=name)
+        return name, shared
 
     def _tokenizer_dir(self, name: str) -> str:
         """A folder ``AutoTokenizer`` loads offline: the SDK's ``get_tokenizer`` reads it (get_info)."""
@@ -145,7 +157,7 @@ class Host:
         return model_id
 
     def _client(self, shared: SharedBase, lora: LoraSettings, seed: int | None) -> TrainingClient:
-        chosen = seed if seed is not None else int(uuid.uuid4().int % 2**31)
+        chosen = seed if seed is not None else DEFAULT_SEED
         return TrainingClient(shared.base, lora=lora, seed=chosen, checkpoint_dir=self.state_dir / "scratch",
                               memory=self.service.memory, shared=shared)
 
