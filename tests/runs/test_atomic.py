@@ -14,7 +14,7 @@ import pytest
 
 from posttrain.runs.atomic import RunFolderError, atomic_run_folder
 
-SRC = Path(__file__).resolve().parents[1] / "src"
+SRC = Path(__file__).resolve().parents[2] / "src"
 FILES = ("config.json", "parity/a.json", "parity/b.json", "parity/c.json")
 
 # A writer that publishes generation after generation, each file written slowly in pieces, so a kill

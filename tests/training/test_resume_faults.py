@@ -12,7 +12,7 @@ import pytest
 from posttrain.errors import PosttrainError
 from posttrain.recipes.sft import run_sft
 from posttrain.runs.log import read_metrics, without_timings
-from tests.test_train_sft import conversations, tiny_config  # noqa: F401 - the fixture is used by name
+from tests.training.test_sft import conversations, tiny_config  # noqa: F401 - the fixture is used by name
 
 STEPS = dict(max_steps=4, save_every=1, eval_every=0)
 

@@ -10,7 +10,7 @@ import pytest
 
 from posttrain.recipes.prepare import PrepareConfig, run_prepare
 
-GOLDEN = Path(__file__).parent / "fixtures" / "golden_runs"
+GOLDEN = Path(__file__).parents[1] / "fixtures" / "golden_runs"
 PARITY_FILES = ("dataset_snapshot.json", "rendered_samples.json", "first_batch_payload.json")
 # Keys config.json gained after the golden runs were written; everything else must be unchanged.
 NEW_CONFIG_KEYS = {"reduction"}
