@@ -129,78 +129,92 @@ def stream_tokens(sampler: Any, prompt: Sequence[int], stop: Sequence[int] | Seq
                   top_p: float, max_tokens: int, seed: int | None) -> Iterator[int]:
     """The sampled tokens of one reply, each as soon as it is generated (``transformers``' ``generate``
     with a streamer, in a worker thread). Stops after a stop token or when a stop string appears."""
-    import threading
-
-    import torch
-    from transformers import StoppingCriteria, StoppingCriteriaList
-    from transformers.generation.streamers import BaseStreamer
-
-    model, tokenizer = sampler.model, sampler.base.tokenizer
     room = sampler.base.max_context_length - len(prompt)
     if room < 1:
         raise PosttrainError(f"the conversation ({len(prompt)} tokens) fills the model's context of "
                              f"{sampler.base.max_context_length}; /reset to start again")
     stop_ids = [s for s in stop if isinstance(s, int)]
     stop_strings = [s for s in stop if isinstance(s, str)]
-    queue: list[int | None] = []
-    ready = threading.Condition()
-    halt = threading.Event()  # set when the reader stops early (a stop string, Ctrl-C)
+    generation = _Generation(sampler.model, prompt, seed, _generate_kwargs(stop_ids, min(max_tokens, room),
+                                                                           temperature, top_p))
+    produced: list[int] = []
+    try:
+        for token in generation.tokens():
+            produced.append(token)
+            yield token
+            if stop_strings and any(s in sampler.base.tokenizer.decode(produced[-32:]) for s in stop_strings):
+                break
+    finally:
+        generation.stop()
 
-    def push(items: list[int | None]) -> None:
-        with ready:
-            queue.extend(items)
-            ready.notify()
 
-    class _Streamer(BaseStreamer):  # type: ignore[misc]  # transformers' streamer interface
-        seen_prompt = False
-
-        def put(self, value: Any) -> None:
-            if not self.seen_prompt:  # generate hands the prompt over first
-                self.seen_prompt = True
-                return
-            push([int(t) for t in value.reshape(-1).tolist()])
-
-        def end(self) -> None:
-            push([None])
-
-    class _Halt(StoppingCriteria):  # type: ignore[misc]
-        def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> bool:
-            return halt.is_set()
-
-    kwargs: dict[str, Any] = dict(max_new_tokens=min(max_tokens, room), do_sample=temperature > 0,
-                                  eos_token_id=stop_ids or None, pad_token_id=stop_ids[0] if stop_ids else 0,
-                                  stopping_criteria=StoppingCriteriaList([_Halt()]))
+def _generate_kwargs(stop_ids: list[int], max_new_tokens: int, temperature: float, top_p: float) -> dict[str, Any]:
+    kwargs: dict[str, Any] = dict(max_new_tokens=max_new_tokens, do_sample=temperature > 0,
+                                  eos_token_id=stop_ids or None, pad_token_id=stop_ids[0] if stop_ids else 0)
     if temperature > 0:
         kwargs.update(temperature=temperature, top_p=top_p, top_k=0)
-    errors: list[BaseException] = []
+    return kwargs
 
-    def run() -> None:
+
+class _Generation:
+    """``model.generate`` in a worker thread, its new tokens handed over through a queue (None: the end);
+    :meth:`stop` ends it early (a stop string, Ctrl-C) and re-raises what the worker raised."""
+
+    def __init__(self, model: Any, prompt: Sequence[int], seed: int | None, kwargs: dict[str, Any]):
+        import queue
+        import threading
+
+        from transformers import StoppingCriteriaList
+
+        self.queue: queue.Queue[int | None] = queue.Queue()
+        self.halt = threading.Event()
+        self.errors: list[BaseException] = []
+        kwargs = {**kwargs, "stopping_criteria": StoppingCriteriaList([lambda *_, **__: self.halt.is_set()])}
+        self.worker = threading.Thread(target=self._run, args=(model, list(prompt), seed, kwargs), daemon=True)
+        self.worker.start()
+
+    def _run(self, model: Any, prompt: list[int], seed: int | None, kwargs: dict[str, Any]) -> None:
+        import torch
+
         try:
             if seed is not None:
                 torch.manual_seed(seed)
-            ids = torch.tensor([list(prompt)], device=next(model.parameters()).device)
+            ids = torch.tensor([prompt], device=next(model.parameters()).device)
             with torch.no_grad():
-                model.generate(ids, attention_mask=torch.ones_like(ids), streamer=_Streamer(), **kwargs)
+                model.generate(ids, attention_mask=torch.ones_like(ids), streamer=_streamer(self.queue), **kwargs)
         except BaseException as err:  # re-raised in the caller's thread
-            errors.append(err)
-            push([None])
+            self.errors.append(err)
+            self.queue.put(None)
 
-    worker = threading.Thread(target=run, daemon=True)
-    worker.start()
-    produced: list[int] = []
-    try:
-        while True:
-            with ready:
-                ready.wait_for(lambda: bool(queue))
-                token = queue.pop(0)
-            if token is None:
-                break
-            produced.append(token)
+    def tokens(self) -> Iterator[int]:
+        while (token := self.queue.get()) is not None:
             yield token
-            if stop_strings and any(s in tokenizer.decode(produced[-32:]) for s in stop_strings):
-                break
-    finally:
-        halt.set()
-        worker.join()
-    if errors:
-        raise errors[0]
+
+    def stop(self) -> None:
+        self.halt.set()
+        self.worker.join()
+        if self.errors:
+            raise self.errors[0]
+
+
+def _streamer(out: Any) -> Any:
+    """A ``transformers`` streamer putting each generated token on ``out`` (the prompt, handed over
+    first, is skipped), then None."""
+    from transformers.generation.streamers import BaseStreamer
+
+    class TokenStreamer(BaseStreamer):  # type: ignore[misc]
+        seen_prompt = False
+
+        def put(self, value: Any) -> None:
+            if not self.seen_prompt:
+                self.seen_prompt = True
+                return
+            for t in value.reshape(-1).tolist():
+                out.put(int(t))
+
+        def end(self) -> None:
+            out.put(None)
+
+    return TokenStreamer()
+
+

@@ -22,8 +22,9 @@ from pathlib import Path
 from typing import Any
 
 from posttrain.errors import PosttrainError
+from posttrain.runs.checkpoints import STATE_META
 
-CHECKPOINT_META = "posttrain_checkpoint.json"  # posttrain.engine.checkpoints.META, without importing torch
+CHECKPOINT_META = STATE_META  # the engine checkpoint's metadata file (posttrain.runs.checkpoints: torch-free)
 
 
 @dataclass(frozen=True)
