@@ -189,6 +189,21 @@ def _check_part_order(content: tuple[ContentPart, ...], index: int) -> None:
                                                "before the answer (merge or reorder the parts)")
 
 
+def _content_of(d: Mapping[str, Any], has_tool_calls: bool, index: int) -> str | tuple[ContentPart, ...]:
+    if "content" not in d and not has_tool_calls:
+        raise _fail(index, "content", "missing")
+    raw = d.get("content")
+    if raw is None and has_tool_calls:
+        return ""
+    if isinstance(raw, str):
+        return _check_string(raw, index, "content")
+    if isinstance(raw, list | tuple):
+        parts = tuple(p if isinstance(p, TextPart | ThinkingPart) else _parse_part(p, index, j) for j, p in enumerate(raw))
+        _check_part_order(parts, index)
+        return parts
+    raise _fail(index, "content", f"expected a string or a list of parts, got {_type_name(raw)}")
+
+
 def _message_from_dict(d: Mapping[str, Any], index: int) -> Message:
     if not isinstance(d, Mapping):
         raise _fail(index, None, f"expected an object with 'role' and 'content', got {_type_name(d)}")
@@ -200,20 +215,7 @@ def _message_from_dict(d: Mapping[str, Any], index: int) -> Message:
     if role not in ROLES:
         raise _fail(index, "role", f"unknown role {role!r} (expected one of {', '.join(ROLES)})")
     tool_calls_raw = d.get("tool_calls") or ()
-    if "content" not in d and not tool_calls_raw:
-        raise _fail(index, "content", "missing")
-    raw = d.get("content")
-    content: str | tuple[ContentPart, ...]
-    if raw is None and tool_calls_raw:
-        content = ""
-    elif isinstance(raw, str):
-        content = _check_string(raw, index, "content")
-    elif isinstance(raw, list | tuple):
-        content = tuple(p if isinstance(p, TextPart | ThinkingPart) else _parse_part(p, index, j) for j, p in enumerate(raw))
-        _check_part_order(content, index)
-    else:
-        raise _fail(index, "content", f"expected a string or a list of parts, got {_type_name(raw)}")
-    content = _fold_reasoning_field(d, content, index)
+    content = _fold_reasoning_field(d, _content_of(d, bool(tool_calls_raw), index), index)
     if not isinstance(tool_calls_raw, list | tuple):
         raise _fail(index, "tool_calls", f"expected a list, got {_type_name(tool_calls_raw)}")
     tool_calls = tuple(_parse_tool_call(tc, index, j) for j, tc in enumerate(tool_calls_raw))

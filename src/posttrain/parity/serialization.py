@@ -120,24 +120,9 @@ def serialization_findings(a: RunArtifacts, b: RunArtifacts, a_to_b: list[int | 
              "escaped_chars_b": escaped_chars(b.raw.get(SNAPSHOT, b""))},
             data_difference=False))
 
-    files: dict[str, dict[str, list[str]]] = {}
-    for name in (SNAPSHOT, RENDERED, FIRST_BATCH):
-        ea, eb = escaped_chars(a.raw.get(name, b"")), escaped_chars(b.raw.get(name, b""))
-        if ea != eb:
-            files[name] = {"escaped_chars_a": ea, "escaped_chars_b": eb}
-    if files:
-        parts = []
-        for name, ev in files.items():
-            for side in ("a", "b"):
-                chars = ev[f"escaped_chars_{side}"]
-                if chars:
-                    shown = "; ".join(describe(c) for c in chars[:4]) + ("; …" if len(chars) > 4 else "")
-                    parts.append(f"{name} of {side.upper()} escapes {len(chars)} non-ASCII character(s) ({shown})")
-        out.append(Finding(
-            LAYER, "serialization_only",
-            "JSON escaping differs, the decoded text is the same: " + "; ".join(parts)
-            + " while the other side writes them as literal UTF-8",
-            {"files": files}, data_difference=False))
+    escaping = _escaping_finding(a, b)
+    if escaping is not None:
+        out.append(escaping)
 
     nfc_only = [(i, j) for i, j in pairs if sa[i]["messages"] != sb[j]["messages"]]
     if nfc_only:
@@ -152,3 +137,25 @@ def serialization_findings(a: RunArtifacts, b: RunArtifacts, a_to_b: list[int | 
              "example_a": first[0] if first else None, "example_b": first[1] if first else None},
             data_difference=False))
     return out
+
+def _escaping_finding(a: RunArtifacts, b: RunArtifacts) -> Finding | None:
+    """A finding when the artifact files escape non-ASCII characters differently (same decoded text)."""
+    files: dict[str, dict[str, list[str]]] = {}
+    for name in (SNAPSHOT, RENDERED, FIRST_BATCH):
+        ea, eb = escaped_chars(a.raw.get(name, b"")), escaped_chars(b.raw.get(name, b""))
+        if ea != eb:
+            files[name] = {"escaped_chars_a": ea, "escaped_chars_b": eb}
+    if not files:
+        return None
+    parts = []
+    for name, ev in files.items():
+        for side in ("a", "b"):
+            chars = ev[f"escaped_chars_{side}"]
+            if chars:
+                shown = "; ".join(describe(c) for c in chars[:4]) + ("; …" if len(chars) > 4 else "")
+                parts.append(f"{name} of {side.upper()} escapes {len(chars)} non-ASCII character(s) ({shown})")
+    return Finding(
+        LAYER, "serialization_only",
+        "JSON escaping differs, the decoded text is the same: " + "; ".join(parts)
+        + " while the other side writes them as literal UTF-8",
+        {"files": files}, data_difference=False)

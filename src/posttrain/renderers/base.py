@@ -302,8 +302,15 @@ class Renderer(ABC):
         return self.tokenizer.encode_batch(texts)
 
     def _encode(self, spans: list[_Span]) -> SupervisedExample:
-        # Pass 1: units — a control token, or text spans encoded as one string (one span each when
-        # merge_text_runs is off). Template text seen before comes from the cache.
+        units, plain, merged = self._units(spans)
+        plain_ids = self.encode_texts(plain) if plain else []
+        merged_enc = self.tokenizer.encode_batch_with_offsets(merged) if merged else []
+        return self._emit_units(units, plain_ids, merged_enc)
+
+    def _units(self, spans: list[_Span]) -> tuple[list[tuple[list[_Span], int]], list[str], list[str]]:
+        """Pass 1: units — a control token, or text spans encoded as one string (one span each when
+        merge_text_runs is off) — and the texts to encode in one batch. Template text seen before comes
+        from the cache (ref -1); ref ≥ 0 indexes the single-span texts, ref ≤ -2 the merged runs."""
         units: list[tuple[list[_Span], int]] = []  # (spans, index into the batch or -1)
         plain: list[str] = []  # single-span texts: ids only
         merged: list[str] = []  # multi-span runs: ids and offsets
@@ -329,10 +336,11 @@ class Renderer(ABC):
             elif run:
                 units.append((run, -2 - len(merged)))
                 merged.append("".join(s.piece.text for s in run))  # type: ignore[union-attr]
-        plain_ids = self.encode_texts(plain) if plain else []
-        merged_enc = self.tokenizer.encode_batch_with_offsets(merged) if merged else []
+        return units, plain, merged
 
-        # Pass 2: emit tokens, weights and chunks.
+    def _emit_units(self, units: list[tuple[list[_Span], int]], plain_ids: list[list[int]],
+                    merged_enc: list[tuple[list[int], list[tuple[int, int]]]]) -> SupervisedExample:
+        """Pass 2: emit tokens, weights and chunks."""
         tokens: list[int] = []
         weights: list[float] = []
         chunks: list[Chunk] = []
