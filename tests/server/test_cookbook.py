@@ -1,6 +1,7 @@
 """Unmodified tinker-cookbook 0.5.8 against ``posttrain serve``: its supervised ``train.main`` on a local
 JSONL file (llama3 renderer, the tiny Llama 3 model by its local folder) logs the same train NLL per
-step as ``posttrain train sft`` on the same data, order and hyper-parameters.
+step as ``posttrain train sft`` on the same data, order and hyper-parameters; its ``rl_loop`` recipe runs
+to completion (offline: the tokenizer and GSM8K it downloads come from a local Hugging Face cache).
 
 Needs the cookbook's own virtual environment (``make check-cookbook`` builds it and runs this module);
 skipped without it. ``POSTTRAIN_COOKBOOK_PYTHON`` names another interpreter that has tinker-cookbook.
@@ -24,6 +25,8 @@ ROOT = Path(__file__).resolve().parents[2]
 COOKBOOK_PYTHON = Path(os.environ.get("POSTTRAIN_COOKBOOK_PYTHON", ROOT / ".venv-cookbook" / "bin" / "python"))
 pytestmark = pytest.mark.skipif(not COOKBOOK_PYTHON.exists(), reason="no tinker-cookbook venv (make check-cookbook)")
 ROWS, BATCH, LR, RANK, MAX_LENGTH = 24, 4, "1e-3", 8, 256
+LLAMA = "meta-llama/Llama-3.1-8B-Instruct"  # a name the cookbook's tables know (llama3 renderer); tiny weights
+COOKBOOK = Path(__file__).parent / "cookbook"
 
 
 def metric(log: Path, key: str) -> list[float]:
@@ -62,3 +65,28 @@ def test_cookbook_sft_logs_the_nll_of_posttrain_train_sft(data, tmp_path):
     assert len(theirs) == ROWS // BATCH == len(ours)
     assert theirs == pytest.approx(ours, rel=1e-5)
     assert theirs[-1] < theirs[0]
+
+
+def test_cookbook_rl_loop_runs_to_completion_and_resumes(tmp_path):
+    folder = resolve_model(TINY)[0]
+    env = {**os.environ, "TINKER_API_KEY": KEY, "TINKER_TELEMETRY": "0", "HF_HOME": str(tmp_path / "hf"),
+           "HF_HUB_OFFLINE": "1"}
+    subprocess.run([str(COOKBOOK_PYTHON), str(COOKBOOK / "offline_cache.py"), folder], check=True, env=env,
+                   timeout=300, capture_output=True)
+    server = Server([f"{LLAMA}={folder}"], tmp_path / "state")
+    log = tmp_path / "rl"
+    try:
+        for _ in range(2):  # the second run resumes from the first's last checkpoint (with its optimizer)
+            done = subprocess.run([str(COOKBOOK_PYTHON), str(COOKBOOK / "rl_main.py"), server.url, LLAMA, str(log)],
+                                  env=env, timeout=600, capture_output=True, text=True)
+            assert done.returncode == 0, done.stderr[-3000:]
+            assert "Training completed" in done.stderr
+        assert "Resuming from batch 4" in done.stderr
+    finally:
+        server.stop()
+    assert metric(log / "metrics.jsonl", "progress/batch") == [0, 1]
+    records = [json.loads(line) for line in (log / "checkpoints.jsonl").read_text().splitlines()]
+    assert [r["name"] for r in records] == ["000001", "final", "final"]
+    assert records[-1]["sampler_path"].endswith("/sampler_weights/final")
+    model_id = records[0]["state_path"].removeprefix("tinker://").split("/")[0]
+    assert (tmp_path / "state" / "checkpoints" / model_id / "weights" / "000001" / "optimizer.pt").is_file()

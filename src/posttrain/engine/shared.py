@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import collections
 import concurrent.futures
+import ctypes
 import itertools
+import sys
 import threading
 import time
 import warnings
@@ -198,6 +200,27 @@ class RoundRobinWorker:
                 future.set_result(fn())
             except BaseException as err:  # the caller's future carries it
                 future.set_exception(err)
+            finally:
+                release_free_memory()
+
+
+_libc: Any = None
+
+
+def release_free_memory() -> None:
+    """Give the pages of freed heap memory back to the OS (glibc's ``malloc_trim``; elsewhere nothing).
+
+    Between calls of different clients: glibc keeps what a step freed, in pieces the next client's
+    differently sized activations do not fit, so without this the process grew by most of a step's
+    activations per client. Costs milliseconds against seconds of compute."""
+    global _libc
+    if _libc is None:
+        try:
+            _libc = ctypes.CDLL("libc.so.6") if sys.platform.startswith("linux") else False
+        except OSError:
+            _libc = False
+    if _libc:
+        _libc.malloc_trim(0)
 
 
 class TurnExecutor(OrderedExecutor):
