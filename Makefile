@@ -57,7 +57,7 @@ $(COOKBOOK_VENV)/.installed:
 	$(PYTHON) -m venv $(COOKBOOK_VENV)
 	$(COOKBOOK_VENV)/bin/python -m pip install -q --upgrade pip
 	$(COOKBOOK_VENV)/bin/python -m pip install -q $(TORCH)
-	$(COOKBOOK_VENV)/bin/python -m pip install -q tinker-cookbook==0.5.8 tinker==0.38.0
+	$(COOKBOOK_VENV)/bin/python -m pip install -q 'tinker-cookbook[math-rl]==0.5.8' tinker==0.38.0
 	touch $@
 
 check-cookbook: $(VENV)/.installed-test $(COOKBOOK_VENV)/.installed
