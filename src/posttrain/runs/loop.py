@@ -197,6 +197,9 @@ class Loop(ABC):
         start = time.perf_counter()
         last = self.run_folder.checkpoints.last()
         if last is not None and last.is_final:
+            with self._tracking(resumed=True) as tracking:  # a tracker first named now gets the whole log
+                if last.eval:
+                    tracking.log(last.eval, last.step)
             return self._result(start, last, note="already complete")
         client, resume = resume_client(self.service, self.cfg, self.run_folder)
         self.prepare(client, resumed=resume is not None)
