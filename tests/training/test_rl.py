@@ -116,7 +116,7 @@ def test_distillation_lowers_teacher_kl(tmp_path):
 
 
 def test_bad_settings(tmp_path):
-    with pytest.raises(PosttrainError, match="loss_fn must be importance_sampling or ppo"):
+    with pytest.raises(PosttrainError, match="loss_fn must be one of importance_sampling, ppo, got .cross_entropy."):
         run_rl(rl_recipe_config("token_target", log_path=str(tmp_path / "a"), loss_fn="cross_entropy"))
     with pytest.raises(PosttrainError, match="does not fit model 'posttrain:tiny-llama3'"):
         run_distill(rl_recipe_config("distill", log_path=str(tmp_path / "b"), teacher_model="posttrain:tiny-llama3"))
