@@ -120,7 +120,7 @@ def test_bad_settings(tmp_path):
         run_rl(rl_recipe_config("token_target", log_path=str(tmp_path / "a"), loss_fn="cross_entropy"))
     with pytest.raises(PosttrainError, match="does not fit model 'posttrain:tiny-llama3'"):
         run_distill(rl_recipe_config("distill", log_path=str(tmp_path / "b"), teacher_model="posttrain:tiny-llama3"))
-    with pytest.raises(PosttrainError, match="unknown env 'chess'"):
+    with pytest.raises(PosttrainError, match="env must be one of arithmetic, token_target, got 'chess'"):
         run_rl(rl_recipe_config("token_target", log_path=str(tmp_path / "c"), env="chess"))
     assert not any((tmp_path / n).exists() for n in "abc")
 
