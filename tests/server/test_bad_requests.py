@@ -60,6 +60,8 @@ def test_raw_bad_requests_get_4xx_with_a_reason(server, clients):
     assert malformed.status_code == 400 and "malformed" in detail(malformed) and "optim_params" in detail(malformed)
     future = server.post("retrieve_future", json={"request_id": "req-nope"})
     assert future.status_code == 404 and "unknown future 'req-nope'" in detail(future)
+    cancel = server.post("cancel_future", json={"request_id": "req-nope"})
+    assert cancel.status_code == 404 and "unknown future 'req-nope'" in detail(cancel)
     sampler = server.post("asample", json={"sampling_session_id": "sampler-x", "seq_id": 0, "num_samples": 1,
                                            "prompt": {"chunks": [{"type": "encoded_text", "tokens": [1, 2]}]},
                                            "sampling_params": {"max_tokens": 2}})

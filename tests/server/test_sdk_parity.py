@@ -104,6 +104,9 @@ def test_sampling_equals_the_engine(server, trained):
             np.testing.assert_allclose(g.logprobs, w.logprobs, rtol=0, atol=1e-5)  # un-merged vs merged LoRA
         assert got.prompt_logprobs[0] is None
         np.testing.assert_allclose(got.prompt_logprobs[1:], want.prompt_logprobs[1:], rtol=0, atol=1e-5)
+    np.testing.assert_allclose(snapshot.compute_logprobs(sdk_prompt).result()[1:],
+                               local.save_weights_and_get_sampling_client().compute_logprobs(prompt).result()[1:],
+                               rtol=0, atol=1e-5)
     base = sdk.create_sampling_client(base_model=TINY).result()
     got = base.sample(sdk_prompt, 2, types.SamplingParams(**params)).result()
     want = SamplingClient.from_path(TINY, torch.device("cpu")).sample(prompt, 2, SamplingParams(**params)).result()
@@ -161,6 +164,7 @@ def test_resume_from_state_with_optimizer_equals_going_on(server, trained):
 
 def test_info_capabilities_and_tokenizer(server, trained):
     sdk, remote, _, _ = trained
+    assert f"at {server.url}" in server.log_text()  # the CLI prints the base URL
     with pytest.warns(FutureWarning):  # deprecated in 0.38 in favour of RestClient, still served
         caps = sdk.get_server_capabilities()
     assert [m.model_name for m in caps.supported_models] == [TINY]

@@ -269,3 +269,5 @@ def _link(source: concurrent.futures.Future[Any], target: concurrent.futures.Fut
             target.set_exception(err)
 
     source.add_done_callback(done)
+    # a cancelled request (the SDK's cancel_future) drops the engine call too, if it has not started
+    target.add_done_callback(lambda t: source.cancel() if t.cancelled() else None)
