@@ -23,8 +23,8 @@ import time
 import numpy as np
 import torch
 
-from posttrain.types import Datum
 from posttrain.engine import AdamParams, SamplingParams, ServiceClient
+from posttrain.types import Datum
 
 PEAK_BF16_TFLOPS = {"H200": 989.0, "H100": 989.0, "A100": 312.0, "L40S": 362.0, "L4": 121.0, "A10": 125.0,
                     "4090": 165.0}

@@ -9,8 +9,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from posttrain.runs.smoothing import default_window, moving_average, summary_span
 from posttrain.runs.plot import RAW_ALPHA, curves_figure, plot_curves
+from posttrain.runs.smoothing import default_window, moving_average, summary_span
 
 
 def numpy_trailing_mean(values: np.ndarray, window: int) -> np.ndarray:
