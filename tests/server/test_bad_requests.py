@@ -107,3 +107,16 @@ def test_a_checkpoint_of_another_base_model_is_refused(server, clients):
                           .loss_fn_outputs[0]["logprobs"].to_numpy())
     np.testing.assert_array_equal(logprobs, local.forward(engine_datums(batch(4, (9,))), "cross_entropy").result()
                                   .logprobs()[0])
+
+
+def test_old_snapshot_samplers_are_dropped_and_say_so(server, clients):
+    """An RL loop makes a sampler per step; a training model keeps its 8 newest (each is an adapter)."""
+    from posttrain.server.host import MAX_SNAPSHOTS
+
+    _, remote, _ = clients
+    samplers = [remote.save_weights_and_get_sampling_client().result() for _ in range(MAX_SNAPSHOTS + 1)]
+    prompt = types.ModelInput.from_ints([5, 6, 7])
+    params = types.SamplingParams(max_tokens=2, seed=0)
+    assert len(samplers[-1].sample(prompt, 1, params).result().sequences[0].tokens) == 2
+    with pytest.raises(tinker.NotFoundError, match="unknown sampling session .* keeps its 8 newest snapshot"):
+        samplers[0].sample(prompt, 1, params).result()

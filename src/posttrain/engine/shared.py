@@ -29,6 +29,7 @@ import torch
 from posttrain.engine.futures import EngineFuture, OrderedExecutor
 from posttrain.engine.lora import LoraSettings, add_lora
 from posttrain.engine.models import BaseModel
+from posttrain.errors import PosttrainError
 
 T = TypeVar("T")
 DEFAULT_ADAPTER = "default"
@@ -126,6 +127,9 @@ class SharedBase:
                     with self.model.disable_adapter():
                         yield
                 return
+            if adapter not in self.model.peft_config:  # a sampler the server dropped, with a call still queued
+                raise PosttrainError(f"adapter {adapter!r} was dropped from {self.base.name}; the client it served "
+                                     "is gone")
             self.model.set_adapter(adapter)
             for param in adapter_params(self.model, adapter).values():
                 param.requires_grad_(True)

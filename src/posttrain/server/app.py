@@ -187,8 +187,8 @@ def _add_weights_routes(app: FastAPI, host: Host) -> None:
         req = await parse(request, types.SaveWeightsForSamplerRequest)
         model = host.model(req.model_id)
         if req.path is None:  # a sampling client over a snapshot of the current weights, nothing written
-            then = lambda adapter: json({"sampling_session_id": host.register_sampler(  # noqa: E731
-                model.base_model, adapter, None), "type": "save_weights_for_sampler"})
+            then = lambda adapter: json({"sampling_session_id": host.register_snapshot(  # noqa: E731
+                model, adapter), "type": "save_weights_for_sampler"})
             request_id = host.in_order(model, req.seq_id, "SaveWeightsForSampler", host.save_sampler_snapshot(model),
                                        lambda r: r, then)
             return future_response(request_id, req.model_id)

@@ -7,10 +7,10 @@ submission order; the shared base's fair lock interleaves the models call by cal
 
 from __future__ import annotations
 
+import collections
 import concurrent.futures
 import dataclasses
 import hashlib
-import itertools
 import threading
 import uuid
 from collections.abc import Callable
@@ -28,6 +28,9 @@ from posttrain.server.paths import TinkerPaths
 from posttrain.server.protocol import ApiError
 
 DEFAULT_SEED = 0  # a LoRA client created without a seed: reproducible, and posttrain train's default
+# Snapshot samplers (save_weights_and_get_sampling_client) kept per training model: an RL loop makes one
+# per step, and each holds an adapter; older ones are dropped (their session id then answers 404).
+MAX_SNAPSHOTS = 8
 
 
 class AdapterSampler(SamplingClient):
@@ -46,6 +49,7 @@ class Model:
     base_model: str
     client: TrainingClient
     sequencer: Sequencer
+    snapshots: collections.deque[str] = field(default_factory=collections.deque)
 
 
 @dataclass
@@ -68,7 +72,7 @@ class Host:
         self.sessions: set[str] = set()
         self.models: dict[str, Model] = {}
         self.samplers: dict[str, Sampler] = {}
-        self._counter = itertools.count()
+        self._loaded: dict[tuple[str, int], tuple[str, str]] = {}  # sampler paths' adapters, by folder version
         self._lock = threading.Lock()
         self.pool = concurrent.futures.ThreadPoolExecutor(max_workers=4, thread_name_prefix="posttrain-serve")
 
@@ -103,7 +107,8 @@ class Host:
     def sampler(self, sampler_id: str) -> Sampler:
         found = self.samplers.get(sampler_id)
         if found is None:
-            raise ApiError(404, f"unknown sampling session {sampler_id!r} on this server")
+            raise ApiError(404, f"unknown sampling session {sampler_id!r} on this server (a training model keeps "
+                                f"its {MAX_SNAPSHOTS} newest snapshot samplers)")
         return found
 
     def check_session(self, session_id: str) -> None:
@@ -235,9 +240,27 @@ class Host:
             self.samplers[sampler_id] = Sampler(sampler_id, base_model, model_path, client)
         return sampler_id
 
+    def register_snapshot(self, model: Model, adapter: str) -> str:
+        """A sampler over a copy of ``model``'s adapter; the oldest beyond :data:`MAX_SNAPSHOTS` go."""
+        sampler_id = self.register_sampler(model.base_model, adapter, None)
+        model.snapshots.append(sampler_id)
+        while len(model.snapshots) > MAX_SNAPSHOTS:
+            self._drop_sampler(model.snapshots.popleft())
+        return sampler_id
+
+    def _drop_sampler(self, sampler_id: str) -> None:
+        with self._lock:
+            sampler = self.samplers.pop(sampler_id, None)
+        if sampler is not None and sampler.client.adapter is not None:
+            self.base(sampler.base_model).drop_adapter(sampler.client.adapter)
+
     def sampler_from_path(self, path: str) -> tuple[str, str]:
-        """``(base model, adapter)`` for a ``tinker://…/sampler_weights/…`` folder."""
+        """``(base model, adapter)`` for a ``tinker://…/sampler_weights/…`` folder: loaded once per
+        version of the folder (a path saved again is loaded again)."""
         folder = self.paths.resolve(path)
+        key = (path, (folder / ckpt.META).stat().st_mtime_ns if (folder / ckpt.META).exists() else 0)
+        if key in self._loaded:
+            return self._loaded[key]
         try:
             meta = ckpt.read_meta(folder)
         except PosttrainError as err:
@@ -245,7 +268,8 @@ class Host:
         if meta.get("kind") != "sampler":
             raise ApiError(400, f"{path} is a {meta.get('kind')} checkpoint; sample from save_weights_for_sampler's")
         shared = self.base(meta.get("base_model"))
-        return meta["base_model"], shared.load_adapter(str(folder))
+        self._loaded[key] = (meta["base_model"], shared.load_adapter(str(folder)))
+        return self._loaded[key]
 
 
 def _settle(future: concurrent.futures.Future[Any], fn: Callable[[], Any]) -> None:
