@@ -66,6 +66,8 @@ def test_raw_bad_requests_get_4xx_with_a_reason(server, clients):
                                            "prompt": {"chunks": [{"type": "encoded_text", "tokens": [1, 2]}]},
                                            "sampling_params": {"max_tokens": 2}})
     assert sampler.status_code == 404 and "unknown sampling session" in detail(sampler)
+    heartbeat = server.post("session_heartbeat", json={"session_id": "session-gone"})
+    assert heartbeat.status_code == 410 and "unknown session 'session-gone'" in detail(heartbeat)
     import httpx
 
     no_key = httpx.post(f"{server.url}/api/v1/optim_step", json={})

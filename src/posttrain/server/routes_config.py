@@ -58,7 +58,8 @@ def add_service_routes(app: FastAPI, host: Host, compress_fwdbwd: bool, chunk_da
     @app.post(f"{API}/session_heartbeat")
     async def heartbeat(request: Request) -> dict[str, str]:
         req = await parse(request, types.SessionHeartbeatRequest)
-        host.check_session(req.session_id)
+        if req.session_id not in host.sessions:  # 410: the SDK stops this session's heartbeats (a restart forgot it)
+            raise ApiError(410, f"unknown session {req.session_id!r}: this server does not hold it (any more)")
         return {"type": "session_heartbeat"}
 
     @app.post(f"{API}/sessions/{{session_id}}/finish")
