@@ -24,6 +24,7 @@ from posttrain.engine.losses import get_loss
 from posttrain.engine.models import BaseModel
 from posttrain.engine.packing import PackedDatum, as_packed, check_datums, input_tensors
 from posttrain.engine.shared import SharedBase, adapter_params
+from posttrain.errors import NonFiniteError, PosttrainError
 from posttrain.types import (
     AdamParams,
     ForwardBackwardOutput,
@@ -32,9 +33,8 @@ from posttrain.types import (
     OptimStepResponse,
     SaveWeightsForSamplerResponse,
     SaveWeightsResponse,
+    TensorData,
 )
-from posttrain.errors import NonFiniteError, PosttrainError
-from posttrain.types.payload import TensorData
 
 CustomLossFn = Callable[[list[Any], list[torch.Tensor]], tuple[torch.Tensor, dict[str, float]]]
 
