@@ -56,6 +56,8 @@ def add_lora(model: Any, settings: LoraSettings, seed: int, base_name: str, adap
         # peft warns about an adapted head tied to the embeddings; merge_lora handles that case
         warnings.filterwarnings("ignore", message=".*tie_word_embeddings.*")
         warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+        # the adapter names its base by hub id while the model was loaded from the cache folder: expected
+        warnings.filterwarnings("ignore", message=".*base_model_name_or_path.*was renamed.*")
         torch.manual_seed(seed)
         if hasattr(model, "peft_config"):
             model.add_adapter(adapter, config)
