@@ -13,6 +13,7 @@ installed SDK with compatible parameter names.
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Sequence
 from dataclasses import asdict, replace
 from typing import Any
@@ -78,8 +79,8 @@ def to_tinker_model_input(model_input: ModelInput | Sequence[int] | Any) -> Any:
 
 
 def _client(value: Any) -> Any:
-    """The SDK returns some clients as a future of the client (using the future as the client is
-    deprecated since tinker 0.38); the engine returns the client."""
+    """The SDK returns clients as a future of the client (using the future as the client is deprecated
+    since tinker 0.38); the engine and older SDKs return the client."""
     result = getattr(value, "result", None)
     return result() if callable(result) else value
 
@@ -149,20 +150,29 @@ class HostedServiceClient:
         self.sdk = sdk_service
 
     def create_lora_training_client(self, base_model: str, rank: int = 32, seed: int | None = None) -> Any:
-        return HostedTrainingClient(self.sdk.create_lora_training_client(base_model=base_model, rank=rank, seed=seed))
+        return HostedTrainingClient(_client(self.sdk.create_lora_training_client(base_model=base_model, rank=rank,
+                                                                                 seed=seed)))
 
     def create_full_finetune_training_client(self, base_model: str, seed: int | None = None) -> Any:
         raise PosttrainError("the tinker service trains LoRA only: --lora-rank must be at least 1")
 
     def create_training_client_from_state(self, path: str) -> Any:
-        return HostedTrainingClient(self.sdk.create_training_client_from_state(path))
+        return HostedTrainingClient(_client(self.sdk.create_training_client_from_state(path)))
 
     def create_training_client_from_state_with_optimizer(self, path: str) -> Any:
-        return HostedTrainingClient(self.sdk.create_training_client_from_state_with_optimizer(path))
+        return HostedTrainingClient(_client(self.sdk.create_training_client_from_state_with_optimizer(path)))
 
     def create_sampling_client(self, model_path: str | None = None, base_model: str | None = None) -> Any:
         return HostedSamplingClient(_client(self.sdk.create_sampling_client(model_path=model_path,
                                                                             base_model=base_model)))
+
+
+    def close(self) -> None:
+        """End the session (the SDK stops its heartbeats); a service already gone is left as it is."""
+        try:
+            self.sdk.close("success").result(timeout=30)
+        except Exception as err:  # noqa: BLE001 - the run's results are saved; closing is courtesy
+            print(f"posttrain: closing the tinker session: {err}", file=sys.stderr)
 
 
 def hosted_service_client(base_url: str | None = None, **kwargs: Any) -> HostedServiceClient:

@@ -108,6 +108,9 @@ class ServiceClient:
                                            base_model: str | None = None) -> SamplingClient:
         return self.create_sampling_client(model_path, base_model)
 
+    def close(self) -> None:
+        """Nothing to release: the engine holds no session, and its worker threads are daemons."""
+
     @staticmethod
     def cuda_available() -> bool:
         return torch.cuda.is_available()

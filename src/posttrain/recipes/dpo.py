@@ -12,6 +12,7 @@ leave with no trained token are left out, counted by reason, and listed (with th
 
 from __future__ import annotations
 
+from contextlib import closing
 from dataclasses import dataclass
 from typing import Any
 
@@ -105,7 +106,7 @@ def run_dpo(cfg: DPOConfig) -> LoopResult:
     config = cfg.run_config(s.renderer_name, s.tokenizer_name, s.renderer.tokenizer.bos_token_id,
                             train_on_what="completion", reduction="none", loss_fn="dpo")
     run, (train, test, report) = open_run(cfg, config, s, lambda: build_pair_datasets(cfg, s.renderer))
-    with run:
+    with run, closing(s.service):
         run.write_json(DATA_REPORT, report.as_dict())
 
         def first_batch(datums: list[Any]) -> None:

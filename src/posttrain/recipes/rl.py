@@ -12,6 +12,7 @@ prompts (or ``--dataset``), the teacher scores them, and the student learns from
 
 from __future__ import annotations
 
+from contextlib import closing
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -102,7 +103,7 @@ def run_rl(cfg: RLConfig) -> LoopResult:
     s = setup(cfg)
     config = cfg.run_config(s.renderer_name, s.tokenizer_name, s.renderer.tokenizer.bos_token_id, loss_fn=cfg.loss_fn)
     run, (train, test) = open_run(cfg, config, s, lambda: rl_datasets(cfg, s.renderer, s.service))
-    with run:
+    with run, closing(s.service):
         return RLLoop(cfg.loop(), s.service, run, train, test, is_main=s.dist.is_main()).run()
 
 
@@ -128,5 +129,5 @@ def run_distill(cfg: RLConfig) -> LoopResult:
     teacher = s.service.create_sampling_client(base_model=cfg.teacher_model)
     loop_cfg = cfg.loop()
     loop_cfg.loss_fn = "importance_sampling"
-    with run:
+    with run, closing(s.service):
         return DistillLoop(loop_cfg, s.service, run, prompts, None, is_main=s.dist.is_main(), teacher=teacher).run()

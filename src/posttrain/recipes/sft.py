@@ -11,6 +11,7 @@ tinker-cookbook's ``sl_basic`` (no_robots, all assistant messages, lr 2e-4, line
 
 from __future__ import annotations
 
+from contextlib import closing
 from dataclasses import dataclass
 from typing import Any
 
@@ -122,7 +123,7 @@ def run_sft(cfg: SFTConfig) -> SFTResult:
     config = cfg.run_config(s.renderer_name, s.tokenizer_name, s.renderer.tokenizer.bos_token_id,
                             train_on_what=train_on, reduction="mean", loss_fn="cross_entropy")
     run, (train, test, report) = open_run(cfg, config, s, lambda: build_datasets(cfg, chat, s.renderer, train_on))
-    with run:
+    with run, closing(s.service):
         run.write_json(DATA_REPORT, report.as_dict())
 
         def first_batch(datums: list[Any]) -> None:

@@ -11,7 +11,7 @@ import numpy as np
 
 from posttrain.types.payload import TensorData
 
-LossFnType = Literal["cross_entropy", "importance_sampling", "ppo", "cispo", "dro"]
+LossFnType = Literal["cross_entropy", "importance_sampling", "ppo", "cispo", "dro", "gspo"]
 StopReason = Literal["stop", "length"]
 
 

@@ -70,3 +70,6 @@ class ServiceClientProtocol(Protocol):
 
     def create_sampling_client(self, model_path: str | None = None,
                                base_model: str | None = None) -> SamplingClientProtocol: ...
+
+    def close(self) -> None:
+        """Release the session (the SDK stops its heartbeats); the clients made from it are done."""
