@@ -179,7 +179,9 @@ def test_closed_stdin_descriptor():
 
 
 def test_ctrl_c_prints_one_line():
-    proc = _cli_process(["render", "--renderer", "llama3"], stdin=subprocess.PIPE)
+    # as from a terminal: a process started in the background by a shell inherits SIGINT ignored
+    proc = _cli_process(["render", "--renderer", "llama3"], stdin=subprocess.PIPE,
+                        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     assert proc.stdin is not None and proc.stdout is not None
     proc.stdin.write(_line(GOOD).encode())
     proc.stdin.flush()
