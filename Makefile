@@ -1,6 +1,7 @@
 # Two entry points on a fresh machine (see README): `make run` and `make test`.
 PYTHON ?= python3
 VENV ?= .venv
+COOKBOOK_VENV ?= .venv-cookbook
 BIN := $(VENV)/bin
 RUN_DIR ?= runs/default
 
@@ -32,8 +33,9 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 run: $(VENV)/.installed-run
 	$(BIN)/posttrain train sft --out $(RUN_DIR) --resume
 
-test: $(VENV)/.installed-test check-extras
-	$(BIN)/ruff check src tests benchmarks scripts
+# The cookbook's venv is part of the suite: tests/server/test_cookbook.py runs tinker-cookbook itself.
+test: $(VENV)/.installed-test check-extras $(COOKBOOK_VENV)/.installed
+	$(BIN)/ruff check --no-cache src tests benchmarks scripts
 	$(BIN)/mypy
 	$(BIN)/python -m pytest -q
 
@@ -52,7 +54,6 @@ check-extras: $(REF_VENV)/.installed
 
 # tinker-cookbook 0.5.8, unmodified, against `posttrain serve` (tests/server/test_cookbook.py) in a venv of its
 # own: the cookbook pins transformers <= 5.5.4, posttrain needs newer.
-COOKBOOK_VENV ?= .venv-cookbook
 $(COOKBOOK_VENV)/.installed:
 	$(PYTHON) -m venv $(COOKBOOK_VENV)
 	$(COOKBOOK_VENV)/bin/python -m pip install -q --upgrade pip
