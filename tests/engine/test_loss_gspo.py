@@ -10,8 +10,8 @@ import torch
 from posttrain.engine import ServiceClient
 from posttrain.errors import PosttrainError
 from posttrain.types import Datum
+from tests.engine.test_losses import assert_grad_close
 from tests.engine_util import TINY, ce_datums, plain_logprobs, plain_model, rl_datums
-from tests.test_engine_losses import assert_grad_close
 
 
 def reference_gspo(lp: torch.Tensor, q: np.ndarray, adv: np.ndarray, mask: np.ndarray, lo: float,

@@ -18,8 +18,8 @@ from posttrain.engine.forward import MemorySettings, PackedForward
 from posttrain.engine.models import resolve_model
 from posttrain.errors import PosttrainError
 from posttrain.types import Datum
+from tests.engine.test_losses import assert_grad_close, reference_loss
 from tests.engine_util import TINY, plain_logprobs, plain_model, tokens_of
-from tests.test_engine_losses import assert_grad_close, reference_loss
 
 MIXED = (1, 2000, 37, 513, 2, 1200)
 SMALL_MEMORY = dict(gradient_checkpointing=True, logprob_chunk_tokens=7, micro_batch_tokens=2600)

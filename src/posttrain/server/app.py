@@ -44,8 +44,10 @@ def create_app(host: Host, compress_fwdbwd: bool = True, chunk_datums: int = 102
     app.state.host = host
     _add_error_handlers(app)
     add_service_routes(app, host, compress_fwdbwd, chunk_datums)
-    _add_training_routes(app, host)
-    _add_weights_routes(app, host)
+    _add_model_routes(app, host)
+    _add_step_routes(app, host)
+    _add_save_routes(app, host)
+    _add_load_route(app, host)
     _add_sampling_routes(app, host)
     _add_future_routes(app, host)
     return app
@@ -84,7 +86,7 @@ def future_response(request_id: str, model_id: str | None = None, **extra: Any) 
 
 
 # -- training -------------------------------------------------------------------------------------
-def _add_training_routes(app: FastAPI, host: Host) -> None:
+def _add_model_routes(app: FastAPI, host: Host) -> None:
     @app.post(f"{API}/create_model")
     async def create_model(request: Request) -> dict[str, Any]:
         req = await parse(request, types.CreateModelRequest)
@@ -109,6 +111,8 @@ def _add_training_routes(app: FastAPI, host: Host) -> None:
                 "model_data": {"arch": type(model.client.base.model).__name__, "model_name": model.base_model,
                                "tokenizer_id": host.tokenizer_dirs[model.base_model]}}
 
+
+def _add_step_routes(app: FastAPI, host: Host) -> None:
     @app.post(f"{API}/forward_backward")
     async def forward_backward(request: Request) -> dict[str, Any]:
         fb = decode_forward_backward(await request.body(), request.headers.get("content-encoding"))
@@ -147,7 +151,7 @@ def _check_batch(client: Any, datums: list[Any], loss_fn: str, config: dict[str,
 
 
 # -- weights ----------------------------------------------------------------------------------------
-def _add_weights_routes(app: FastAPI, host: Host) -> None:
+def _add_save_routes(app: FastAPI, host: Host) -> None:
     @app.post(f"{API}/save_weights")
     async def save_weights(request: Request) -> dict[str, Any]:
         req = await parse(request, types.SaveWeightsRequest)
@@ -160,6 +164,27 @@ def _add_weights_routes(app: FastAPI, host: Host) -> None:
             lambda _: json({"path": path, "type": "save_weights"}))
         return future_response(request_id, req.model_id)
 
+    @app.post(f"{API}/save_weights_for_sampler")
+    async def save_for_sampler(request: Request) -> dict[str, Any]:
+        req = await parse(request, types.SaveWeightsForSamplerRequest)
+        model = host.model(req.model_id)
+        if req.path is None:  # a sampling client over a snapshot of the current weights, nothing written
+            then = lambda adapter: json({"sampling_session_id": host.register_snapshot(  # noqa: E731
+                model, adapter), "type": "save_weights_for_sampler"})
+            request_id = host.in_order(model, req.seq_id, "SaveWeightsForSampler", host.save_sampler_snapshot(model),
+                                       lambda r: r, then)
+            return future_response(request_id, req.model_id)
+        folder = host.paths.folder(model.model_id, "sampler_weights", req.path)
+        path = host.paths.path(model.model_id, "sampler_weights", req.path)
+        request_id = host.in_order(
+            model, req.seq_id, "SaveWeightsForSampler",
+            lambda: model.client.save_weights_for_sampler(str(folder), user_metadata=req.user_metadata),
+            lambda _: json({"path": path, "type": "save_weights_for_sampler"}))
+        return future_response(request_id, req.model_id)
+
+
+
+def _add_load_route(app: FastAPI, host: Host) -> None:
     @app.post(f"{API}/load_weights")
     async def load_weights(request: Request) -> dict[str, Any]:
         req = await parse(request, types.LoadWeightsRequest)
@@ -180,24 +205,6 @@ def _add_weights_routes(app: FastAPI, host: Host) -> None:
         load = model.client.load_state_with_optimizer if req.optimizer else model.client.load_state
         request_id = host.in_order(model, req.seq_id, "LoadWeights", lambda: load(folder),
                                    lambda _: json({"path": req.path, "model_id": model.model_id, "type": "load_weights"}))
-        return future_response(request_id, req.model_id)
-
-    @app.post(f"{API}/save_weights_for_sampler")
-    async def save_for_sampler(request: Request) -> dict[str, Any]:
-        req = await parse(request, types.SaveWeightsForSamplerRequest)
-        model = host.model(req.model_id)
-        if req.path is None:  # a sampling client over a snapshot of the current weights, nothing written
-            then = lambda adapter: json({"sampling_session_id": host.register_snapshot(  # noqa: E731
-                model, adapter), "type": "save_weights_for_sampler"})
-            request_id = host.in_order(model, req.seq_id, "SaveWeightsForSampler", host.save_sampler_snapshot(model),
-                                       lambda r: r, then)
-            return future_response(request_id, req.model_id)
-        folder = host.paths.folder(model.model_id, "sampler_weights", req.path)
-        path = host.paths.path(model.model_id, "sampler_weights", req.path)
-        request_id = host.in_order(
-            model, req.seq_id, "SaveWeightsForSampler",
-            lambda: model.client.save_weights_for_sampler(str(folder), user_metadata=req.user_metadata),
-            lambda _: json({"path": path, "type": "save_weights_for_sampler"}))
         return future_response(request_id, req.model_id)
 
 

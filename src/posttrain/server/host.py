@@ -190,13 +190,7 @@ class Host:
 
     def _state(self, path: str) -> tuple[Path, dict[str, Any]]:
         folder = self.paths.resolve(path)
-        try:
-            meta = ckpt.read_meta(folder)
-        except PosttrainError as err:
-            raise ApiError(400, f"{path}: {err}") from err
-        if meta.get("kind") != "state":
-            raise ApiError(400, f"{path} is a {meta.get('kind')} checkpoint, not a training state (save_state)")
-        return folder, meta
+        return folder, _checkpoint_meta(folder, path, "state", "not a training state (save_state)")
 
     def state_for(self, model: Model, path: str) -> Path:
         """The folder of ``path``, checked to fit ``model`` (base model and LoRA settings): a 400 now."""
@@ -261,12 +255,7 @@ class Host:
         key = (path, (folder / ckpt.META).stat().st_mtime_ns if (folder / ckpt.META).exists() else 0)
         if key in self._loaded:
             return self._loaded[key]
-        try:
-            meta = ckpt.read_meta(folder)
-        except PosttrainError as err:
-            raise ApiError(400, f"{path}: {err}") from err
-        if meta.get("kind") != "sampler":
-            raise ApiError(400, f"{path} is a {meta.get('kind')} checkpoint; sample from save_weights_for_sampler's")
+        meta = _checkpoint_meta(folder, path, "sampler", "sample from save_weights_for_sampler's")
         shared = self.base(meta.get("base_model"))
         self._loaded[key] = (meta["base_model"], shared.load_adapter(str(folder)))
         return self._loaded[key]
@@ -295,3 +284,14 @@ def _link(source: concurrent.futures.Future[Any], target: concurrent.futures.Fut
     source.add_done_callback(done)
     # a cancelled request (the SDK's cancel_future) drops the engine call too, if it has not started
     target.add_done_callback(lambda t: source.cancel() if t.cancelled() else None)
+
+
+def _checkpoint_meta(folder: Path, path: str, kind: str, hint: str) -> dict[str, Any]:
+    """The metadata of the checkpoint at ``path``, which must be a ``kind`` checkpoint (else a 400 with ``hint``)."""
+    try:
+        meta = ckpt.read_meta(folder)
+    except PosttrainError as err:
+        raise ApiError(400, f"{path}: {err}") from err
+    if meta.get("kind") != kind:
+        raise ApiError(400, f"{path} is a {meta.get('kind')} checkpoint; {hint}")
+    return meta
