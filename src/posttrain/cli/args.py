@@ -53,3 +53,9 @@ def add_input_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument("input", nargs="?", default="-",
                    help="conversations: JSONL/JSON/Parquet/CSV path (optionally .gz), URL, dataset folder or "
                         "hub:ORG/NAME; '-' or nothing: JSON lines on stdin")
+
+
+def add_model_arg(p: argparse.ArgumentParser) -> None:
+    """The trained model a command reads: a run folder (its final weights), a checkpoint folder, or a model."""
+    p.add_argument("model", type=non_empty, metavar="RUN_OR_MODEL",
+                   help="a run folder (its final weights), a checkpoint folder, or a model name or folder")

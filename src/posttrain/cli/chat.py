@@ -10,7 +10,7 @@ import argparse
 import sys
 
 from posttrain.chat import ChatSession
-from posttrain.cli.args import non_empty, positive_int
+from posttrain.cli.args import add_model_arg, positive_int
 from posttrain.renderers import renderer_names
 from posttrain.trained import load_renderer, load_sampler, resolve
 
@@ -78,8 +78,7 @@ def _reply(session: ChatSession, line: str) -> None:
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser("chat", help="chat with a trained model in the terminal",
                        description="Chat with a run's model (or a base model) through its renderer. " + HELP)
-    p.add_argument("model", type=non_empty, metavar="RUN_OR_MODEL",
-                   help="a run folder, a checkpoint folder, or a model such as posttrain:smollm2-135m-instruct")
+    add_model_arg(p)
     p.add_argument("--renderer", choices=renderer_names(), default=None, help="default: the run's renderer")
     p.add_argument("--temperature", type=float, default=0.7, help="0: greedy (default: %(default)s)")
     p.add_argument("--max-tokens", type=positive_int, default=512, help="reply length limit (default: %(default)s)")

@@ -9,7 +9,7 @@ import json
 from rich.console import Console
 from rich.table import Table
 
-from posttrain.cli.args import non_empty, positive_int
+from posttrain.cli.args import add_model_arg, non_empty, positive_int
 from posttrain.evaluation import EvalSettings, Scores, comparison_rows, evaluate, load_dataset
 from posttrain.renderers import renderer_names
 from posttrain.train_on_what import TrainOnWhat
@@ -46,7 +46,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p = sub.add_parser("eval", help="NLL and accuracy of a trained model against its base model",
                        description="Mean NLL on conversations (as training's test/nll, and per trained token) "
                                    "and accuracy on question/answer tasks, for the model and its base.")
-    p.add_argument("model", type=non_empty, metavar="RUN_OR_MODEL", help="a run folder, checkpoint folder or model")
+    add_model_arg(p)
     p.add_argument("--dataset", required=True, type=non_empty,
                    help="JSONL of {\"messages\"} and/or {\"question\", \"answer\"} rows; posttrain:default (the "
                         "shipped conversations) or 'arithmetic' (the RL env's addition problems)")

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from posttrain.cli.args import non_empty, positive_int
+from posttrain.cli.args import add_model_arg, non_empty, positive_int
 from posttrain.errors import PosttrainError
 from posttrain.renderers import renderer_names
 from posttrain.replies import generate_replies, read_prompt_rows, reply_records, sampling_params, write_jsonl
@@ -53,7 +53,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p = sub.add_parser("sample", help="replies of a trained model to a file of prompts",
                        description="Generate one reply per prompt through the run's renderer; JSON lines "
                                    "{line, messages, reference, reply[, base_reply]}.")
-    p.add_argument("model", type=non_empty, metavar="RUN_OR_MODEL", help="a run folder, checkpoint folder or model")
+    add_model_arg(p)
     p.add_argument("--prompts", required=True, type=non_empty,
                    help="JSONL: {\"messages\"} (a final assistant message is the reference), {\"question\", "
                         "\"answer\"} or {\"prompt\"}; posttrain:default: the shipped conversations")
