@@ -8,7 +8,7 @@ call is made, before it is queued, so bad input raises at once and changes nothi
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -35,8 +35,7 @@ from posttrain.types import (
     SaveWeightsResponse,
     TensorData,
 )
-
-CustomLossFn = Callable[[list[Any], list[torch.Tensor]], tuple[torch.Tensor, dict[str, float]]]
+from posttrain.types.clients import CustomLossFn
 
 
 class TrainingClient:

@@ -87,10 +87,6 @@ class RowReport:
         if len(self.rows) < MAX_LISTED:
             self.rows.append(line)
 
-    @property
-    def n_skipped(self) -> int:
-        return sum(self.skipped.values())
-
     def summary(self) -> str:
         parts = [f"{n} {reason}" for reason, n in sorted(self.skipped.items())]
         return f"{self.kept} kept" + (f"; skipped {', '.join(parts)}" if parts else "")
