@@ -19,6 +19,11 @@ DEFAULT = "posttrain:default"
 _SHIPPED = {"posttrain:default_conversations": DEFAULT_DATASET, "posttrain:default_preferences": DEFAULT_PREFERENCES}
 
 
+def canonical_dataset(spec: str) -> str:
+    """``default`` (the name before ``posttrain:default``) as ``posttrain:default``; any other spec as it is."""
+    return DEFAULT if spec == "default" else spec
+
+
 def shipped_path(spec: str, kind: Literal["conversations", "preferences"] = "conversations") -> str:
     """``posttrain:default`` (``default`` too) → the path of the shipped file of that kind;
     ``posttrain:default_conversations`` / ``posttrain:default_preferences`` → that file; any other spec

@@ -62,13 +62,6 @@ def non_empty(value: Any) -> str | None:
     return None if str(value).strip() else "must not be empty"
 
 
-def one_of(*allowed: str) -> Check:
-    def check(value: Any) -> str | None:
-        return None if value in allowed else f"must be one of {', '.join(allowed)}, got {value!r}"
-
-    return check
-
-
 def settings_of(cls: type) -> list[tuple[Field[Any], Setting]]:
     return [(f, f.metadata["setting"]) for f in fields(cls) if "setting" in f.metadata]
 

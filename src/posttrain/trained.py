@@ -24,8 +24,6 @@ from typing import Any
 from posttrain.errors import PosttrainError
 from posttrain.runs.checkpoints import STATE_META
 
-CHECKPOINT_META = STATE_META  # the engine checkpoint's metadata file (posttrain.runs.checkpoints: torch-free)
-
 
 @dataclass(frozen=True)
 class Trained:
@@ -49,13 +47,13 @@ def resolve(spec: str, renderer: str | None = None) -> Trained:
     if not spec.strip():
         raise PosttrainError("the run, checkpoint or model to use must not be empty")
     path = Path(spec).expanduser()
-    if (path / CHECKPOINT_META).is_file():
+    if (path / STATE_META).is_file():
         return _from_checkpoint(spec, path, renderer)
     if path.is_dir() and (path / "config.json").is_file() and not _is_model_folder(path):
         return _from_run(spec, path, renderer)
     if path.exists() and not _is_model_folder(path):
         raise PosttrainError(f"{spec}: not a run folder (config.json + checkpoints.jsonl), a checkpoint folder "
-                             f"({CHECKPOINT_META}) or a model folder")
+                             f"({STATE_META}) or a model folder")
     return Trained(spec=spec, base_model=spec, renderer=renderer or _recommended(spec))
 
 
@@ -78,12 +76,12 @@ def _recommended(model: str) -> str:
 
 def _read_meta(path: Path) -> dict[str, Any]:
     try:
-        meta = json.loads((path / CHECKPOINT_META).read_text(encoding="utf-8"))
+        meta = json.loads((path / STATE_META).read_text(encoding="utf-8"))
     except (OSError, ValueError) as err:
-        raise PosttrainError(f"{path / CHECKPOINT_META}: cannot read the checkpoint metadata ({err})") from err
+        raise PosttrainError(f"{path / STATE_META}: cannot read the checkpoint metadata ({err})") from err
     if not isinstance(meta, dict) or not isinstance(meta.get("base_model"), str) or meta.get("kind") not in (
             "sampler", "state"):
-        raise PosttrainError(f"{path / CHECKPOINT_META}: not a posttrain sampler or state checkpoint")
+        raise PosttrainError(f"{path / STATE_META}: not a posttrain sampler or state checkpoint")
     return meta
 
 
@@ -118,7 +116,7 @@ def _checkpoint_folder(run: Path, recorded: Any) -> Path | None:
     if not isinstance(recorded, str):
         return None
     for folder in (run / "checkpoints" / Path(recorded).name, Path(recorded)):
-        if (folder / CHECKPOINT_META).is_file():
+        if (folder / STATE_META).is_file():
             return folder
     return None
 

@@ -205,7 +205,7 @@ def test_rl_loop_runs_on_the_hosted_path_with_sdk_types_only(tmp_path):
     train = TokenTargetDataset(TOKEN_TARGET_PROMPT, _token_targets(local, recipe.model_name), recipe.batch_size,
                                recipe.group_size, 10)
     run = RunFolder.open(tmp_path / "run", {"recipe": "test"}, resume=False)
-    result = RLLoop(recipe.loop(), HostedServiceClient(service), run, train).run()
+    result = RLLoop(recipe.loop_config(RLLoopConfig), HostedServiceClient(service), run, train).run()
     rewards = [r["env/all/reward/total"] for r in result.metrics]
     assert len(rewards) == 10 and np.mean(rewards[-3:]) > np.mean(rewards[:3]) + 0.2, rewards
     # Hosted, even a LoRA run's KL reference is a sampler of the start weights (create_sampling_client).

@@ -26,7 +26,6 @@ def int_at_least(low: int) -> Callable[[str], int]:
 
 
 positive_int = int_at_least(1)
-non_negative_int = int_at_least(0)
 
 
 def non_empty(text: str) -> str:

@@ -6,12 +6,13 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 from typing import Any, TypeVar
 
-from posttrain.default_data import DEFAULT
+from posttrain.default_data import DEFAULT, canonical_dataset
 from posttrain.errors import PosttrainError
 from posttrain.runs.loop import LoopConfig
 from posttrain.settings import at_least, check_settings, non_empty, setting
 
 C = TypeVar("C", bound="RecipeConfig")
+L = TypeVar("L", bound=LoopConfig)
 
 
 def on_off_auto(text: str) -> bool | None:
@@ -48,8 +49,12 @@ class RecipeConfig(LoopConfig):
         kind=on_off_auto, metavar="{auto,on,off}")
     recipe: str = "train"
 
-    def loop_config(self) -> LoopConfig:
-        return LoopConfig(**{f.name: getattr(self, f.name) for f in fields(LoopConfig)})
+    def loop_config(self, cls: type[L] = LoopConfig) -> L:  # type: ignore[assignment]
+        """The settings the loop (of class ``cls``) takes, from this recipe's."""
+        return cls(**{f.name: getattr(self, f.name) for f in fields(cls)})
+
+    def __post_init__(self) -> None:
+        self.dataset = canonical_dataset(self.dataset)
 
     def run_config(self, renderer: str, tokenizer: str, bos: int | None, **extra: Any) -> dict[str, Any]:
         """``config.json``: the settings, plus the fields ``parity diff`` compares under its names."""

@@ -27,7 +27,7 @@ from posttrain.data.preference import (
     ultrafeedback_builder,
 )
 from posttrain.data.supervised import SupervisedDataset
-from posttrain.default_data import DEFAULT
+from posttrain.default_data import DEFAULT, shipped_path
 from posttrain.errors import PosttrainError
 from posttrain.recipes.common import open_run, setup
 from posttrain.recipes.config import RecipeConfig, from_recipe
@@ -75,7 +75,7 @@ def _rows(cfg: DPOConfig) -> tuple[list[Row], list[Row]]:
         train, test = HUB_SETS[cfg.dataset](**({"path": cfg.dataset_path} if cfg.dataset_path else {}))()
         return ([(f"{cfg.dataset}[train] row {i}", r) for i, r in enumerate(train, 1)],
                 [(f"{cfg.dataset}[test] row {i}", r) for i, r in enumerate(test, 1)])
-    path = cfg.dataset
+    path = shipped_path(cfg.dataset, "preferences")
     # an unreadable row is recorded with its reason, and every row after it is still read
     rows: list[Row] = [(f"{path}:{line}", row) for line, row in read_comparison_rows(path)]
     order = datasets.Dataset.from_dict({"i": list(range(len(rows)))}).shuffle(seed=0)["i"]

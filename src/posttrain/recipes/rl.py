@@ -13,7 +13,7 @@ prompts (or ``--dataset``), the teacher scores them, and the student learns from
 from __future__ import annotations
 
 from contextlib import closing
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 
 from posttrain.data.sources import load_conversations
@@ -47,9 +47,6 @@ class RLConfig(RecipeConfig, RLLoopConfig):
     dataset: str = setting(DEFAULT, "conversations whose prompts to use (distillation; default: the shipped)",
                            flag="--dataset", check=non_empty)
     recipe: str = "rl"
-
-    def loop(self) -> RLLoopConfig:
-        return RLLoopConfig(**{f.name: getattr(self, f.name) for f in fields(RLLoopConfig)})
 
     def check(self) -> None:
         super().check()
@@ -104,7 +101,7 @@ def run_rl(cfg: RLConfig) -> LoopResult:
     config = cfg.run_config(s.renderer_name, s.tokenizer_name, s.renderer.tokenizer.bos_token_id, loss_fn=cfg.loss_fn)
     run, (train, test) = open_run(cfg, config, s, lambda: rl_datasets(cfg, s.renderer, s.service))
     with run, closing(s.service):
-        return RLLoop(cfg.loop(), s.service, run, train, test, is_main=s.dist.is_main()).run()
+        return RLLoop(cfg.loop_config(RLLoopConfig), s.service, run, train, test, is_main=s.dist.is_main()).run()
 
 
 def run_distill(cfg: RLConfig) -> LoopResult:
@@ -127,7 +124,7 @@ def run_distill(cfg: RLConfig) -> LoopResult:
 
     run, prompts = open_run(cfg, config, s, data)
     teacher = s.service.create_sampling_client(base_model=cfg.teacher_model)
-    loop_cfg = cfg.loop()
+    loop_cfg = cfg.loop_config(RLLoopConfig)
     loop_cfg.loss_fn = "importance_sampling"
     with run, closing(s.service):
         return DistillLoop(loop_cfg, s.service, run, prompts, None, is_main=s.dist.is_main(), teacher=teacher).run()

@@ -35,8 +35,6 @@ from posttrain.settings import at_least, non_empty, setting
 from posttrain.train_on_what import TrainOnWhat
 from posttrain.training.sft import SFTLoop, SFTResult
 
-NAMED_DATASETS = ("no_robots", "tulu3", DEFAULT)
-
 
 @dataclass
 class SFTConfig(RecipeConfig):
@@ -86,9 +84,8 @@ def build_datasets(cfg: SFTConfig, chat: ChatDatasetConfig, renderer: Renderer,
     report = RowReport(max_length=cfg.max_length)
     if cfg.skip_invalid and hasattr(builder, "skipped"):
         report.unreadable(builder.skipped.reasons)
-    source = str(getattr(builder, "file_path", None) or getattr(builder, "path", None) or cfg.dataset)
     check = conversation_check(renderer, train_on, cfg.max_length)
-    train, test = (_screened(ds, split, check, report, source, cfg.skip_invalid)
+    train, test = (_screened(ds, split, check, report, _source(builder, split), cfg.skip_invalid)
                    for split, ds in (("train", train), ("test", test)))
     if report.kept and report.empty_replies == report.kept:
         raise PosttrainError(f"every assistant reply in {cfg.dataset} is empty: the run would learn end-of-turn "
@@ -98,6 +95,12 @@ def build_datasets(cfg: SFTConfig, chat: ChatDatasetConfig, renderer: Renderer,
         raise PosttrainError(f"batch size {cfg.batch_size} is larger than the training set ({rows} conversations"
                              f"{' after the test split' if test is not None else ''}); lower --batch-size")
     return train, test, report
+
+
+def _source(builder: Any, split: str) -> str:
+    """How errors name a row's source: the file (its lines), or the hub split (rows numbered within it)."""
+    file_path = getattr(builder, "file_path", None)
+    return str(file_path) if file_path else f"{getattr(builder, 'path', '?')}[{split}]"
 
 
 def _screened(ds: Any, split: str, check: RowCheck, report: RowReport, source: str, skip_invalid: bool) -> Any:

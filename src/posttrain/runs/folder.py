@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from posttrain.default_data import canonical_dataset
 from posttrain.runs.atomic import RunFolderError, write_json_atomically
 from posttrain.runs.checkpoints import CHECKPOINTS, CheckpointLog
 from posttrain.runs.log import read_log
@@ -128,7 +129,7 @@ class RunFolder:
             if not os.access(folder, os.W_OK):
                 raise RunFolderError(f"{folder} is not writable")
             write_json_atomically(folder / CONFIG, config)
-        return cls(folder, config)
+        return cls(folder, config, write=write)
 
     @staticmethod
     def _contents(folder: Path) -> set[str]:
@@ -154,6 +155,8 @@ class RunFolder:
         if not resume:
             raise RunFolderError(f"{folder} already holds a {existing['recipe']} run; pass --resume to continue it, "
                                  "or choose another --out")
+        if isinstance(existing.get("dataset"), str):  # a run from before posttrain:default
+            existing["dataset"] = canonical_dataset(existing["dataset"])
         changed = sorted(k for k in set(existing) | set(config)
                          if k not in RESUMABLE_CHANGES and existing.get(k) != config.get(k))
         if changed:

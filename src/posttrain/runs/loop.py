@@ -17,6 +17,7 @@ equals the uninterrupted run, step for step.
 from __future__ import annotations
 
 import inspect
+import math
 import sys
 import time
 from abc import ABC, abstractmethod
@@ -33,7 +34,7 @@ from posttrain.runs.log import MetricsLog, read_metrics
 from posttrain.runs.plot import plot_curves
 from posttrain.runs.schedule import SCHEDULES, lr_multiplier
 from posttrain.runs.tracking import Tracking, open_trackers, parse_trackers, replay
-from posttrain.settings import at_least, non_empty, positive_finite, setting
+from posttrain.settings import at_least, check_settings, non_empty, positive_finite, setting
 from posttrain.types import AdamParams
 from posttrain.types.clients import ServiceClientProtocol, TrainingClientProtocol
 
@@ -162,6 +163,7 @@ class Loop(ABC):
     in_flight = 1  # steps queued before the oldest one's results are read
 
     def __init__(self, cfg: LoopConfig, service: ServiceClientProtocol, run: RunFolder, is_main: bool = True):
+        check_settings(cfg)
         self.cfg, self.service, self.run_folder, self.is_main = cfg, service, run, is_main
         self.n_batches = self.batches_per_epoch()
         self.total_steps = self.n_batches * self.epochs()
@@ -226,7 +228,8 @@ class Loop(ABC):
         names = list(self.cfg.log_with) if self.is_main else []
         tracking = open_trackers(names, self.run_folder.path, self.run_folder.config,
                                  run_name=self.run_folder.path.name, resume=resumed)
-        replay(self.run_folder.metrics_path, tracking)
+        if names:
+            replay(self.run_folder.metrics_path, tracking)
         return tracking
 
     def _steps(self, client: TrainingClientProtocol, resume: CheckpointRecord | None, log: MetricsLog | None,
@@ -299,8 +302,13 @@ class Loop(ABC):
         """The final training state and sampler weights, the final evaluation, and their record."""
         state = client.save_state(FINAL, overwrite=True).result().path
         sampler = client.save_weights_for_sampler(f"{FINAL}_sampler").result().path
-        record = CheckpointRecord(FINAL, self.total_steps, self.epochs(), 0, state, sampler,
-                                  self.evaluate(client) if self.evaluates else {})
+        final_eval = self.evaluate(client) if self.evaluates else {}
+        bad = sorted(k for k, v in final_eval.items() if not math.isfinite(v))
+        if bad:
+            last = self.run_folder.checkpoints.last()
+            kept = f"the last good checkpoint is {last.name} (step {last.step})" if last else "no checkpoint was kept"
+            raise NonFiniteError(f"final evaluation: {', '.join(f'{k} = {final_eval[k]}' for k in bad)}; {kept}")
+        record = CheckpointRecord(FINAL, self.total_steps, self.epochs(), 0, state, sampler, final_eval)
         self.run_folder.checkpoints.add(record)
         return record
 

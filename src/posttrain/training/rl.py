@@ -38,7 +38,7 @@ from posttrain.rl import (
 )
 from posttrain.runs.folder import RunFolder
 from posttrain.runs.loop import Loop, LoopConfig, Position, adam_params
-from posttrain.settings import at_least, check_settings, setting
+from posttrain.settings import at_least, setting
 from posttrain.training.reference import Reference, sequence_logprobs
 from posttrain.types import Datum, SamplingParams
 from posttrain.types.clients import SamplingClientProtocol, ServiceClientProtocol, TrainingClientProtocol
@@ -72,7 +72,6 @@ class RLLoop(Loop):
 
     def __init__(self, cfg: RLLoopConfig, service: ServiceClientProtocol, run: RunFolder, train: RLDataset,
                  test: RLDataset | None = None, is_main: bool = True):
-        check_settings(cfg)
         self.train, self.test = train, test
         super().__init__(cfg, service, run, is_main)
         self.reference: Reference | None = None

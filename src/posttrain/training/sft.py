@@ -9,13 +9,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from posttrain.runs.loop import LoopConfig, LoopResult
+from posttrain.runs.loop import LoopResult
 from posttrain.training.datum_loop import DatumLoop
 from posttrain.training.metrics import mean_nll
 from posttrain.types import AdamParams, Datum
 from posttrain.types.clients import TrainingClientProtocol
 
-SFTLoopConfig = LoopConfig
 SFTResult = LoopResult
 
 
