@@ -29,6 +29,15 @@ LLAMA = "meta-llama/Llama-3.1-8B-Instruct"  # a name the cookbook's tables know 
 COOKBOOK = Path(__file__).parent / "cookbook"
 
 
+def run(args: list[str], env: dict[str, str], server: Server | None = None) -> subprocess.CompletedProcess[str]:
+    """Run a command to completion; a failure shows the end of what it (and the server) printed."""
+    done = subprocess.run(args, env=env, timeout=600, capture_output=True, text=True)
+    if done.returncode != 0:
+        server_log = f"\nserver log:\n{server.log_text()[-3000:]}" if server else ""
+        pytest.fail(f"{args[1]} exited with {done.returncode}:\n{done.stderr[-4000:]}{server_log}")
+    return done
+
+
 def metric(log: Path, key: str) -> list[float]:
     rows = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
     return [r[key] for r in sorted(rows, key=lambda r: r["step"]) if key in r]
@@ -50,16 +59,15 @@ def test_cookbook_sft_logs_the_nll_of_posttrain_train_sft(data, tmp_path):
     server = Server([folder], tmp_path / "state")
     env = {**os.environ, "TINKER_API_KEY": KEY, "TINKER_TELEMETRY": "0", "HF_HUB_OFFLINE": "1"}
     try:
-        subprocess.run([str(COOKBOOK_PYTHON), str(Path(__file__).parent / "cookbook" / "sl_main.py"), server.url, folder,
-                        str(data), str(tmp_path / "cookbook"), str(BATCH), LR, str(RANK), str(MAX_LENGTH)],
-                       check=True, env=env, timeout=600, capture_output=True)
+        run([str(COOKBOOK_PYTHON), str(COOKBOOK / "sl_main.py"), server.url, folder, str(data),
+             str(tmp_path / "cookbook"), str(BATCH), LR, str(RANK), str(MAX_LENGTH)], env, server)
     finally:
         server.stop()
-    subprocess.run([sys.executable, "-m", "posttrain.cli", "train", "sft", "--model", folder, "--renderer", "llama3",
-                    "--dataset", str(data), "--batch-size", str(BATCH), "--lr", LR, "--lr-schedule", "linear",
-                    "--epochs", "1", "--lora-rank", str(RANK), "--max-length", str(MAX_LENGTH), "--test-size", "0",
-                    "--eval-every", "0", "--save-every", "0", "--train-on", "all_assistant_messages", "--quiet",
-                    "--out", str(tmp_path / "posttrain")], check=True, env=env, timeout=600, capture_output=True)
+    run([sys.executable, "-m", "posttrain.cli", "train", "sft", "--model", folder, "--renderer", "llama3",
+         "--dataset", str(data), "--batch-size", str(BATCH), "--lr", LR, "--lr-schedule", "linear", "--epochs", "1",
+         "--lora-rank", str(RANK), "--max-length", str(MAX_LENGTH), "--test-size", "0", "--eval-every", "0",
+         "--save-every", "0", "--train-on", "all_assistant_messages", "--quiet", "--out", str(tmp_path / "posttrain")],
+        env)
     theirs = metric(tmp_path / "cookbook" / "metrics.jsonl", "train_mean_nll")
     ours = metric(tmp_path / "posttrain" / "metrics.jsonl", "train_mean_nll")
     assert len(theirs) == ROWS // BATCH == len(ours)
@@ -71,15 +79,12 @@ def test_cookbook_rl_loop_runs_to_completion_and_resumes(tmp_path):
     folder = resolve_model(TINY)[0]
     env = {**os.environ, "TINKER_API_KEY": KEY, "TINKER_TELEMETRY": "0", "HF_HOME": str(tmp_path / "hf"),
            "HF_HUB_OFFLINE": "1"}
-    subprocess.run([str(COOKBOOK_PYTHON), str(COOKBOOK / "offline_cache.py"), folder], check=True, env=env,
-                   timeout=300, capture_output=True)
+    run([str(COOKBOOK_PYTHON), str(COOKBOOK / "offline_cache.py"), folder], env)
     server = Server([f"{LLAMA}={folder}"], tmp_path / "state")
     log = tmp_path / "rl"
     try:
         for _ in range(2):  # the second run resumes from the first's last checkpoint (with its optimizer)
-            done = subprocess.run([str(COOKBOOK_PYTHON), str(COOKBOOK / "rl_main.py"), server.url, LLAMA, str(log)],
-                                  env=env, timeout=600, capture_output=True, text=True)
-            assert done.returncode == 0, done.stderr[-3000:]
+            done = run([str(COOKBOOK_PYTHON), str(COOKBOOK / "rl_main.py"), server.url, LLAMA, str(log)], env, server)
             assert "Training completed" in done.stderr
         assert "Resuming from batch 4" in done.stderr
     finally:

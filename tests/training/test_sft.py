@@ -214,6 +214,8 @@ DDP_SCRIPT = textwrap.dedent("""
                         batch_size=4, test_size=4, max_length=96, max_steps=3, eval_every=2, save_every=2,
                         learning_rate=5e-3, lora_rank=8)
     run_sft(cfg)
+    import torch.distributed as dist
+    assert not dist.is_initialized(), "run_sft left its process group alive"
 """)
 
 

@@ -3,6 +3,7 @@ model's tokenizer, and write the parity artifacts of the data the loop trains.""
 
 from __future__ import annotations
 
+import functools
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,6 +19,22 @@ from posttrain.tokenizer import get_tokenizer
 from posttrain.types.clients import ServiceClientProtocol
 
 T = TypeVar("T")
+C = TypeVar("C", bound=RecipeConfig)
+R = TypeVar("R")
+
+
+def in_process_group(run: Callable[[C], R]) -> Callable[[C], R]:
+    """A recipe's entry point: under torchrun it joins the process group and, when it finishes, leaves it
+    (see :func:`posttrain.training.launch.process_group`)."""
+
+    @functools.wraps(run)
+    def joined(cfg: C) -> R:
+        from posttrain.training.launch import process_group
+
+        with process_group():
+            return run(cfg)
+
+    return joined
 
 
 def make_service(cfg: RecipeConfig) -> ServiceClientProtocol:

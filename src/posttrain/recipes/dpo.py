@@ -29,7 +29,7 @@ from posttrain.data.preference import (
 from posttrain.data.supervised import SupervisedDataset
 from posttrain.default_data import DEFAULT, shipped_path
 from posttrain.errors import PosttrainError
-from posttrain.recipes.common import open_run, setup
+from posttrain.recipes.common import in_process_group, open_run, setup
 from posttrain.recipes.config import RecipeConfig, from_recipe
 from posttrain.recipes.pairs import Row, chosen_example, screen_pairs
 from posttrain.runs.folder import DATA_REPORT
@@ -101,6 +101,7 @@ def build_pair_datasets(cfg: DPOConfig, renderer: Any) -> tuple[SupervisedDatase
     return train_ds, test_ds, report
 
 
+@in_process_group
 def run_dpo(cfg: DPOConfig) -> LoopResult:
     s = setup(cfg)
     config = cfg.run_config(s.renderer_name, s.tokenizer_name, s.renderer.tokenizer.bos_token_id,

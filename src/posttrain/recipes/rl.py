@@ -19,7 +19,7 @@ from typing import Any
 from posttrain.data.sources import load_conversations
 from posttrain.default_data import DEFAULT
 from posttrain.errors import PosttrainError
-from posttrain.recipes.common import open_run, setup
+from posttrain.recipes.common import in_process_group, open_run, setup
 from posttrain.recipes.config import RecipeConfig, from_recipe
 from posttrain.rl import RLDataset
 from posttrain.rl.envs.arithmetic import ArithmeticDataset
@@ -96,6 +96,7 @@ def rl_datasets(cfg: RLConfig, renderer: Any, service: Any) -> tuple[RLDataset, 
     raise PosttrainError(f"unknown env {cfg.env!r}; known: {', '.join(ENVS)}")
 
 
+@in_process_group
 def run_rl(cfg: RLConfig) -> LoopResult:
     s = setup(cfg)
     config = cfg.run_config(s.renderer_name, s.tokenizer_name, s.renderer.tokenizer.bos_token_id, loss_fn=cfg.loss_fn)
@@ -104,6 +105,7 @@ def run_rl(cfg: RLConfig) -> LoopResult:
         return RLLoop(cfg.loop_config(RLLoopConfig), s.service, run, train, test, is_main=s.dist.is_main()).run()
 
 
+@in_process_group
 def run_distill(cfg: RLConfig) -> LoopResult:
     if not cfg.teacher_model:
         raise PosttrainError("distillation needs a teacher model (--teacher)")

@@ -25,7 +25,7 @@ from posttrain.data.builders import (
 from posttrain.data.supervised import SupervisedDataset, SupervisedDatasetFromHFDataset
 from posttrain.default_data import DEFAULT
 from posttrain.errors import PosttrainError
-from posttrain.recipes.common import open_run, setup
+from posttrain.recipes.common import in_process_group, open_run, setup
 from posttrain.recipes.config import RecipeConfig, from_recipe
 from posttrain.renderers import Renderer
 from posttrain.runs.folder import DATA_REPORT
@@ -117,6 +117,7 @@ def _screened(ds: Any, split: str, check: RowCheck, report: RowReport, source: s
                                           flatmap_fn=ds.flatmap_fn)
 
 
+@in_process_group
 def run_sft(cfg: SFTConfig) -> SFTResult:
     """Check everything, build the data, train. Under torchrun every rank calls this."""
     s = setup(cfg)

@@ -9,6 +9,8 @@ the gradients (see :mod:`posttrain.engine.distributed`). Rank 0 writes the run f
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from posttrain.engine.distributed import DistContext
 
@@ -34,3 +36,24 @@ def shutdown_distributed() -> None:
 
     if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()
+
+
+def _group_exists() -> bool:
+    import torch.distributed as dist
+
+    return dist.is_available() and dist.is_initialized()
+
+
+@contextmanager
+def process_group() -> Iterator[DistContext]:
+    """The torchrun group for the body: joined on entry and, if joined here, left after a clean finish.
+
+    A process that exits with gloo's group alive can abort in the teardown of its C++ threads
+    ("terminate called without an active exception", SIGABRT), failing a run that trained well. After an
+    error the group stays as it is: destroying it while another rank waits in a collective would hang.
+    A group the caller created is the caller's to leave."""
+    joins = int(os.environ.get("WORLD_SIZE", "1")) > 1 and not _group_exists()
+    context = init_distributed()
+    yield context
+    if joins:
+        shutdown_distributed()
