@@ -3,11 +3,15 @@ client's steps after them equal the in-process engine's steps without them."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 import tinker
 from tinker import types
 from tinker.proto import tinker_public_pb2 as pb
+from tinker.proto.request_conv import forward_backward_request_to_proto
+from tinker.proto.response_conv import deserialize_forward_backward_output
 
 from posttrain.engine import AdamParams, ServiceClient
 from tests.server.util import OTHER, TINY, VOCAB, Server, batch, engine_datums, sdk_datums
@@ -122,3 +126,42 @@ def test_old_snapshot_samplers_are_dropped_and_say_so(server, clients):
     assert len(samplers[-1].sample(prompt, 1, params).result().sequences[0].tokens) == 2
     with pytest.raises(tinker.NotFoundError, match="unknown sampling session .* keeps its 8 newest snapshot"):
         samplers[0].sample(prompt, 1, params).result()
+
+
+def _answer(server: Server, response) -> Any:
+    """The result of the request a POST answered with a request id (protobuf or JSON)."""
+    assert response.status_code == 200, response.text
+    done = server.post("retrieve_future", json={"request_id": response.json()["request_id"]})
+    assert done.status_code == 200, done.text
+    if done.headers["content-type"] == "application/x-protobuf":
+        return deserialize_forward_backward_output(done.content)
+    return done.json()
+
+
+def test_a_resent_request_runs_once_and_gets_the_first_answer(server, tmp_path):
+    """What the SDK does when an answer does not come within 60 s: it sends the request again, with the
+    same seq_id and body. The resend gets the first request's id, so the step runs once and the model
+    goes on; another request under a used seq_id is refused."""
+    remote = server.sdk().create_lora_training_client(TINY, rank=4, seed=1).result()  # its next seq_id is 1
+    local = ServiceClient(tmp_path, device="cpu").create_lora_training_client(TINY, rank=4, seed=1)
+
+    def fwd_bwd(seq_id: int, rows) -> bytes:
+        request = types.ForwardBackwardRequest(forward_backward_input=types.ForwardBackwardInput(
+            data=sdk_datums(rows), loss_fn="cross_entropy"), model_id=remote.model_id, seq_id=seq_id)
+        return forward_backward_request_to_proto(request).SerializeToString()
+
+    step = types.OptimStepRequest(optim_params=types.AdamParams(**ADAM), model_id=remote.model_id, seq_id=2)
+    sent = [server.post("forward_backward", content=fwd_bwd(1, batch(7, (10, 6)))) for _ in range(2)]
+    sent += [server.post("optim_step", json=step.model_dump(mode="json")) for _ in range(2)]
+    assert sent[0].json()["request_id"] == sent[1].json()["request_id"]
+    assert sent[2].json()["request_id"] == sent[3].json()["request_id"]
+    want = local.forward_backward(engine_datums(batch(7, (10, 6))), "cross_entropy").result().loss
+    local.optim_step(AdamParams(**ADAM)).result()
+    assert _answer(server, sent[1]).metrics["loss:sum"] == want
+    _answer(server, sent[3])
+    after = _answer(server, server.post("forward_backward", content=fwd_bwd(3, batch(8, (9,)))))
+    assert after.metrics["loss:sum"] == local.forward_backward(engine_datums(batch(8, (9,))), "cross_entropy").result().loss
+
+    other = server.post("forward_backward", content=fwd_bwd(1, batch(9, (5,))))
+    assert other.status_code == 400
+    assert detail(other) == f"seq_id 1 of {remote.model_id} was already used by a different request"

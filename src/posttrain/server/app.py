@@ -98,7 +98,9 @@ def _add_model_routes(app: FastAPI, host: Host) -> None:
 
         lc = req.lora_config
         lora = LoraSettings(lc.rank, lc.train_mlp, lc.train_attn, lc.train_unembed)
-        request_id = host.create_model(req.session_id, req.model_seq_id, req.base_model, lora, lc.seed)
+        request_id = host.futures.once(
+            f"{req.session_id}:train", req.model_seq_id, await request.body(),
+            lambda: host.create_model(req.session_id, req.model_seq_id, req.base_model, lora, lc.seed))
         return future_response(request_id, f"{req.session_id}:train:{req.model_seq_id}")
 
     @app.post(f"{API}/get_info")
@@ -115,30 +117,28 @@ def _add_model_routes(app: FastAPI, host: Host) -> None:
 def _add_step_routes(app: FastAPI, host: Host) -> None:
     @app.post(f"{API}/forward_backward")
     async def forward_backward(request: Request) -> dict[str, Any]:
-        fb = decode_forward_backward(await request.body(), request.headers.get("content-encoding"))
+        body = await request.body()
+        fb = decode_forward_backward(body, request.headers.get("content-encoding"))
         model = host.model(fb.model_id)
-        try:
-            _check_batch(model.client, fb.datums, fb.loss_fn, fb.loss_fn_config)
-        except PosttrainError:
-            model.sequencer.skip(fb.seq_id)  # the refused request's number must not hold up later ones
-            raise
-        client = model.client
-        run = client.forward if fb.forward_only else client.forward_backward
+        run = model.client.forward if fb.forward_only else model.client.forward_backward
         request_id = host.in_order(model, fb.seq_id, "Forward" if fb.forward_only else "ForwardBackward",
                                    lambda: run(fb.datums, fb.loss_fn, fb.loss_fn_config),
-                                   lambda out: ("protobuf", encode_forward_backward(out)))
+                                   lambda out: ("protobuf", encode_forward_backward(out)), body=body,
+                                   check=lambda: _check_batch(model.client, fb.datums, fb.loss_fn, fb.loss_fn_config))
         return future_response(request_id, fb.model_id)
 
     @app.post(f"{API}/optim_step")
     async def optim_step(request: Request) -> dict[str, Any]:
         req = await parse(request, types.OptimStepRequest)
         model = host.model(req.model_id)
-        if not isinstance(req.optim_params, types.AdamParams):
-            model.sequencer.skip(req.seq_id) if req.seq_id is not None else None
-            raise ApiError(400, f"optim_step: optimizer {getattr(req.optim_params, 'type', '?')!r} is not supported")
-        params = AdamParams(**req.optim_params.model_dump())
-        request_id = host.in_order(model, req.seq_id, "OptimStep", lambda: model.client.optim_step(params),
-                                   lambda r: json({"metrics": r.metrics}))
+
+        def adam() -> AdamParams:
+            if not isinstance(req.optim_params, types.AdamParams):
+                raise ApiError(400, f"optim_step: optimizer {getattr(req.optim_params, 'type', '?')!r} is not supported")
+            return AdamParams(**req.optim_params.model_dump())
+
+        request_id = host.in_order(model, req.seq_id, "OptimStep", lambda: model.client.optim_step(adam()),
+                                   lambda r: json({"metrics": r.metrics}), body=await request.body(), check=adam)
         return future_response(request_id, req.model_id)
 
 
@@ -161,7 +161,7 @@ def _add_save_routes(app: FastAPI, host: Host) -> None:
         request_id = host.in_order(
             model, req.seq_id, "SaveWeights",
             lambda: model.client.save_state(str(folder), overwrite=req.overwrite, user_metadata=req.user_metadata),
-            lambda _: json({"path": path, "type": "save_weights"}))
+            lambda _: json({"path": path, "type": "save_weights"}), body=await request.body())
         return future_response(request_id, req.model_id)
 
     @app.post(f"{API}/save_weights_for_sampler")
@@ -172,14 +172,14 @@ def _add_save_routes(app: FastAPI, host: Host) -> None:
             then = lambda adapter: json({"sampling_session_id": host.register_snapshot(  # noqa: E731
                 model, adapter), "type": "save_weights_for_sampler"})
             request_id = host.in_order(model, req.seq_id, "SaveWeightsForSampler", host.save_sampler_snapshot(model),
-                                       lambda r: r, then)
+                                       lambda r: r, then, body=await request.body())
             return future_response(request_id, req.model_id)
         folder = host.paths.folder(model.model_id, "sampler_weights", req.path)
         path = host.paths.path(model.model_id, "sampler_weights", req.path)
         request_id = host.in_order(
             model, req.seq_id, "SaveWeightsForSampler",
             lambda: model.client.save_weights_for_sampler(str(folder), user_metadata=req.user_metadata),
-            lambda _: json({"path": path, "type": "save_weights_for_sampler"}))
+            lambda _: json({"path": path, "type": "save_weights_for_sampler"}), body=await request.body())
         return future_response(request_id, req.model_id)
 
 
@@ -191,20 +191,18 @@ def _add_load_route(app: FastAPI, host: Host) -> None:
         if req.session_id is not None:
             if req.model_seq_id is None:
                 raise ApiError(400, "load_weights: session_id needs model_seq_id")
-            request_id = await run_in_threadpool(host.create_from_state, req.session_id, req.model_seq_id, req.path,
-                                                 req.optimizer, req.base_model)
-            return future_response(request_id, f"{req.session_id}:train:{req.model_seq_id}")
+            session_id, model_seq_id, body = req.session_id, req.model_seq_id, await request.body()
+            request_id = await run_in_threadpool(
+                host.futures.once, f"{session_id}:train", model_seq_id, body,
+                lambda: host.create_from_state(session_id, model_seq_id, req.path, req.optimizer, req.base_model))
+            return future_response(request_id, f"{session_id}:train:{model_seq_id}")
         if req.model_id is None:
             raise ApiError(400, "load_weights: give model_id (with seq_id) or session_id (with model_seq_id)")
         model = host.model(req.model_id)
-        try:
-            folder = str(host.state_for(model, req.path))
-        except PosttrainError:
-            model.sequencer.skip(req.seq_id) if req.seq_id is not None else None
-            raise
         load = model.client.load_state_with_optimizer if req.optimizer else model.client.load_state
-        request_id = host.in_order(model, req.seq_id, "LoadWeights", lambda: load(folder),
-                                   lambda _: json({"path": req.path, "model_id": model.model_id, "type": "load_weights"}))
+        request_id = host.in_order(model, req.seq_id, "LoadWeights", lambda: load(str(host.state_for(model, req.path))),
+                                   lambda _: json({"path": req.path, "model_id": model.model_id, "type": "load_weights"}),
+                                   body=await request.body(), check=lambda: host.state_for(model, req.path))
         return future_response(request_id, req.model_id)
 
 
@@ -240,9 +238,11 @@ def _add_sampling_routes(app: FastAPI, host: Host) -> None:
         sp = req.sampling_params
         params = SamplingParams(max_tokens=sp.max_tokens, seed=sp.seed, stop=sp.stop, temperature=sp.temperature,
                                 top_k=sp.top_k, top_p=sp.top_p)
-        engine_future = sampler.client.sample(req.prompt.to_ints(), req.num_samples, params,
-                                              bool(req.prompt_logprobs))
-        request_id = host.chain(engine_future, lambda out: ("protobuf", encode_sample(out)), "Sample")
+        request_id = host.futures.once(
+            f"{sampler.sampler_id}:sample", req.seq_id, await request.body(),
+            lambda: host.chain(sampler.client.sample(req.prompt.to_ints(), req.num_samples, params,
+                                                     bool(req.prompt_logprobs)),
+                               lambda out: ("protobuf", encode_sample(out)), "Sample"))
         return future_response(request_id, sample_sequence_ids=[f"{request_id}:{i}" for i in range(req.num_samples)])
 
 

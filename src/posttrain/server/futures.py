@@ -10,12 +10,18 @@ Training requests carry ``seq_id``: the SDK numbers each model's requests and ma
 order (the chunks of one ``forward_backward`` go in parallel, the first last). :class:`Sequencer`
 starts each request only when every lower number has started, so they reach the engine's
 submission-ordered worker in the order the program made them.
+
+The SDK also sends a numbered request again when its answer does not come in time (it waits 60 s,
+then retries with the same number and body; seen when the SDK's own connection was closed under it
+by another thread). :meth:`FutureStore.once` answers such a resend with the first request's id, so
+the call runs once and the program goes on; another request under a used number is still refused.
 """
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import hashlib
 import threading
 import time
 import uuid
@@ -43,6 +49,28 @@ class Pending:
 class FutureStore:
     items: dict[str, Pending] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    # (scope, seq) -> (sha256 of the body, request id): the numbered requests received so far
+    sent: dict[tuple[str, int], tuple[str, str]] = field(default_factory=dict)
+    sending: threading.Lock = field(default_factory=threading.Lock)
+
+    def once(self, scope: str, seq: int | None, body: bytes, submit: Callable[[], str]) -> str:
+        """The request id of request ``seq`` in ``scope`` (a model, a session's models, a sampler):
+        ``submit()``'s the first time, the same id for a resend of the same body; a different body under
+        a used number is refused. Unnumbered requests are submitted every time."""
+        if seq is None:
+            return submit()
+        digest = hashlib.sha256(body).hexdigest()
+        with self.sending:  # held while submitting: a resend racing its original waits for its id
+            if len(self.sent) > 2 * len(self.items) + 64:  # forget the numbers of expired requests
+                self.sent = {k: v for k, v in self.sent.items() if v[1] in self.items}
+            first = self.sent.get((scope, seq))
+            if first is None:
+                request_id = submit()
+                self.sent[(scope, seq)] = (digest, request_id)
+                return request_id
+        if first[0] != digest:
+            raise ApiError(400, f"seq_id {seq} of {scope} was already used by a different request")
+        return first[1]
 
     def add(self, encode: Encoder, kind: str) -> tuple[str, concurrent.futures.Future[Any]]:
         request_id = f"req-{uuid.uuid4().hex}"

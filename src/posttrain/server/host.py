@@ -58,7 +58,6 @@ class Sampler:
     base_model: str
     model_path: str | None
     client: AdapterSampler
-    seq_ids: set[int] = field(default_factory=set)
 
 
 class Host:
@@ -203,22 +202,36 @@ class Host:
         return folder
 
     def in_order(self, model: Model, seq_id: int | None, kind: str, submit: Callable[[], Any], encode: Encoder,
-                 then: Callable[[Any], Any] | None = None) -> str:
-        """Submit a model's request when its turn (``seq_id``) comes; a refusal answers at once (4xx)."""
-        request_id, future = self.futures.add(encode, kind)
+                 then: Callable[[Any], Any] | None = None, *, body: bytes,
+                 check: Callable[[], object] | None = None) -> str:
+        """Submit a model's request when its turn (``seq_id``) comes. ``check`` refuses it at once (4xx),
+        using up its number so that later requests need not wait for it; a resend of the request (same
+        number, same ``body``) gets the first one's request id (:meth:`FutureStore.once`)."""
 
-        def start() -> None:
-            try:
-                _link(submit().future(), future, then)
-            except BaseException as err:  # checked at submission: the request fails, the model is unchanged
-                if not future.done():
-                    future.set_exception(err)
+        def first() -> str:
+            if check is not None:
+                try:
+                    check()
+                except PosttrainError:
+                    if seq_id is not None:
+                        model.sequencer.skip(seq_id)
+                    raise
+            request_id, future = self.futures.add(encode, kind)
 
-        if seq_id is None:
-            start()
-        else:
-            model.sequencer.submit(seq_id, start)
-        return request_id
+            def start() -> None:
+                try:
+                    _link(submit().future(), future, then)
+                except BaseException as err:  # checked at submission: the request fails, the model is unchanged
+                    if not future.done():
+                        future.set_exception(err)
+
+            if seq_id is None:
+                start()
+            else:
+                model.sequencer.submit(seq_id, start)
+            return request_id
+
+        return self.futures.once(model.model_id, seq_id, body, first)
 
     def save_sampler_snapshot(self, model: Model) -> Callable[[], Any]:
         """The engine job that copies the model's adapter into a frozen sampler adapter, in order."""
