@@ -29,9 +29,10 @@ LLAMA = "meta-llama/Llama-3.1-8B-Instruct"  # a name the cookbook's tables know 
 COOKBOOK = Path(__file__).parent / "cookbook"
 
 
-def run(args: list[str], env: dict[str, str], server: Server | None = None) -> subprocess.CompletedProcess[str]:
+def run(args: list[str], env: dict[str, str], server: Server | None = None,
+        timeout: int = 600) -> subprocess.CompletedProcess[str]:
     """Run a command to completion; a failure shows the end of what it (and the server) printed."""
-    done = subprocess.run(args, env=env, timeout=600, capture_output=True, text=True)
+    done = subprocess.run(args, env=env, timeout=timeout, capture_output=True, text=True)
     if done.returncode != 0:
         server_log = f"\nserver log:\n{server.log_text()[-3000:]}" if server else ""
         pytest.fail(f"{args[1]} exited with {done.returncode}:\n{done.stderr[-4000:]}{server_log}")
@@ -79,7 +80,7 @@ def test_cookbook_rl_loop_runs_to_completion_and_resumes(tmp_path):
     folder = resolve_model(TINY)[0]
     env = {**os.environ, "TINKER_API_KEY": KEY, "TINKER_TELEMETRY": "0", "HF_HOME": str(tmp_path / "hf"),
            "HF_HUB_OFFLINE": "1"}
-    run([str(COOKBOOK_PYTHON), str(COOKBOOK / "offline_cache.py"), folder], env)
+    run([str(COOKBOOK_PYTHON), str(COOKBOOK / "offline_cache.py"), folder], env, timeout=300)
     server = Server([f"{LLAMA}={folder}"], tmp_path / "state")
     log = tmp_path / "rl"
     try:

@@ -7,6 +7,7 @@ session, sampler, path or future, and a datum the engine refuses are answered 4x
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -132,6 +133,7 @@ def _add_step_routes(app: FastAPI, host: Host) -> None:
         req = await parse(request, types.OptimStepRequest)
         model = host.model(req.model_id)
 
+        @functools.cache  # checked when the request arrives, used at its turn
         def adam() -> AdamParams:
             if not isinstance(req.optim_params, types.AdamParams):
                 raise ApiError(400, f"optim_step: optimizer {getattr(req.optim_params, 'type', '?')!r} is not supported")
@@ -200,9 +202,10 @@ def _add_load_route(app: FastAPI, host: Host) -> None:
             raise ApiError(400, "load_weights: give model_id (with seq_id) or session_id (with model_seq_id)")
         model = host.model(req.model_id)
         load = model.client.load_state_with_optimizer if req.optimizer else model.client.load_state
-        request_id = host.in_order(model, req.seq_id, "LoadWeights", lambda: load(str(host.state_for(model, req.path))),
+        folder = functools.cache(lambda: str(host.state_for(model, req.path)))  # checked on arrival, loaded in turn
+        request_id = host.in_order(model, req.seq_id, "LoadWeights", lambda: load(folder()),
                                    lambda _: json({"path": req.path, "model_id": model.model_id, "type": "load_weights"}),
-                                   body=await request.body(), check=lambda: host.state_for(model, req.path))
+                                   body=await request.body(), check=folder)
         return future_response(request_id, req.model_id)
 
 

@@ -34,7 +34,7 @@ def init_distributed() -> DistContext:
 def shutdown_distributed() -> None:
     import torch.distributed as dist
 
-    if dist.is_available() and dist.is_initialized():
+    if _group_exists():
         dist.destroy_process_group()
 
 
